@@ -1,0 +1,49 @@
+# Vigil: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DEPS := .deps
+INSTALLED := $(VENV)/.installed
+# The Apache-built Flink Kafka connector and kafka-clients jars, redistributed on PyPI (Maven Central is unreachable
+# here). Only the two jars are extracted: the package itself would clash with apache-flink-libraries 2.3.
+CONNECTOR_PKG := shigawire-apache-flink-libraries==2.0.0.post1
+FLINK_JARS := $(DEPS)/flink/flink-connector-kafka.jar $(DEPS)/flink/kafka-clients.jar
+
+.PHONY: setup demo test stack-up stack-down clean bench
+setup: $(INSTALLED) $(FLINK_JARS)
+
+$(DEPS)/.java:
+	@command -v java >/dev/null 2>&1 || { echo "installing Java 17 (PyFlink needs it)"; apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
+	@mkdir -p $(DEPS) && touch $@
+
+$(INSTALLED): requirements.lock pyproject.toml | $(DEPS)/.java
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements.lock
+	$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(FLINK_JARS): $(INSTALLED) jars.sha256
+	@mkdir -p $(DEPS)/wheels $(DEPS)/flink
+	$(PIP) download -q --disable-pip-version-check --no-deps $(CONNECTOR_PKG) -d $(DEPS)/wheels
+	cd $(DEPS)/flink && unzip -o -j -q ../wheels/shigawire_apache_flink_libraries-*.whl \
+	  pyflink/lib/flink-connector-kafka.jar pyflink/lib/kafka-clients.jar
+	cd $(DEPS)/flink && sha256sum -c ../../jars.sha256
+	@touch $(FLINK_JARS)
+
+demo: setup
+	$(VENV)/bin/vigil demo
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+stack-up: setup
+	$(VENV)/bin/vigil stack up
+
+stack-down:
+	$(VENV)/bin/vigil stack down
+
+clean:
+	-$(VENV)/bin/vigil stack down
+	rm -rf .vigil

@@ -1,0 +1,104 @@
+"""One typed settings object for the whole platform. Every value is overridable by a `VIGIL_*` environment variable.
+
+Defaults run the embedded stack on 127.0.0.1. Pointing Vigil at production parts is configuration only:
+`VIGIL_KAFKA_EMBEDDED=false VIGIL_KAFKA_BOOTSTRAP=broker:9092`, `VIGIL_TRITON_EMBEDDED=false
+VIGIL_TRITON_URL=triton:8001`, `VIGIL_CLICKHOUSE_EMBEDDED=false VIGIL_CLICKHOUSE_DSN=https://user:pw@ch:8443/vigil`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Topic name -> partitions. Per-camera topics are keyed by camera id, so a camera's messages stay ordered.
+DEFAULT_TOPICS = {
+    "frames.v1": 4,
+    "detections.v1": 4,
+    "tracks.v1": 2,
+    "camera-status.v1": 1,
+    "events.v1": 2,
+    "deadletter.v1": 1,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(REPO_ROOT / ".vigil", description="Root of embedded state: logs, pid files, chDB store, frame store.")
+
+    # Kafka
+    kafka_embedded: bool = Field(True, description="Start the Tansu broker with `vigil stack up`; false = use kafka_bootstrap as is.")
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="bootstrap.servers of the broker.")
+    kafka_config: dict[str, str] = Field(default_factory=dict, description="Extra librdkafka settings (SASL/TLS), JSON.")
+    kafka_session_timeout_ms: int = Field(6000, description="Consumer session timeout; keep low on Tansu (first join waits half of it).")
+    kafka_topics: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_TOPICS), description="Topics and partition counts.")
+    kafka_replication_factor: int = 1
+    schema_registry_url: str | None = Field(None, description="Confluent Schema Registry; unset = Avro single-object encoding.")
+
+    # Triton
+    triton_embedded: bool = Field(True, description="Start tritonserver with `vigil stack up`; false = use triton_url as is.")
+    triton_url: str = Field("127.0.0.1:18001", description="Triton gRPC endpoint host:port.")
+    triton_http_port: int = 18000
+    triton_metrics_port: int = 18002
+    model_repository: Path = Field(REPO_ROOT / "models", description="Triton model repository served by the embedded server.")
+    triton_models: list[str] = Field(default_factory=lambda: ["motion_detector"], description="Models loaded at start-up.")
+    triton_ready_timeout_s: float = 90.0
+
+    # ClickHouse
+    clickhouse_embedded: bool = Field(True, description="Serve the chDB store over ClickHouse HTTP with `vigil stack up`.")
+    clickhouse_dsn: str = Field("http://127.0.0.1:18123/default", description="clickhouse-connect DSN all services use.")
+    clickhouse_ttl_days: int = Field(30, description="Retention of result tables.")
+
+    # Flink
+    flink_lib_dir: Path = Field(REPO_ROOT / ".deps" / "flink", description="Folder holding the Kafka connector jars.")
+    flink_parallelism: int = 1
+
+    # Common
+    ready_timeout_s: float = Field(30.0, description="Health-check timeout for each embedded component.")
+
+    @field_validator("data_dir", "model_repository", "flink_lib_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        host, _, port = self.kafka_bootstrap.split(",")[0].rpartition(":")
+        return host, int(port)
+
+    @property
+    def triton_host_port(self) -> tuple[str, int]:
+        host, _, port = self.triton_url.rpartition(":")
+        return host, int(port)
+
+    @property
+    def clickhouse_port(self) -> int:
+        from urllib.parse import urlparse
+
+        return urlparse(self.clickhouse_dsn).port or 8123
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "clickhouse"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def flink_jars(self) -> list[Path]:
+        return [self.flink_lib_dir / "flink-connector-kafka.jar", self.flink_lib_dir / "kafka-clients.jar"]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The embedded stack: Tansu broker, tritonserver, the chDB-backed ClickHouse store and PyFlink, on 127.0.0.1."""
