@@ -1,0 +1,98 @@
+"""The `vigil` command: stack control, SQL over the store, the services and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from vigil.config import get_settings
+from vigil.stack.process import StackError
+
+console = Console(width=max(140, Console().width))
+
+
+def _print_parts(reports, title: str) -> bool:
+    table = Table(title=title)
+    for column in ("part", "state", "healthy", "detail", "RSS MiB", "seconds"):
+        table.add_column(column)
+    all_ok = True
+    for report in reports:
+        health = report.health
+        ok = health.ok if health else None
+        all_ok &= ok is not False
+        table.add_row(report.name, report.action, {True: "yes", False: "NO", None: "-"}[ok],
+                      health.detail if health else "", f"{health.rss_mb:.0f}" if health and health.rss_mb else "",
+                      f"{report.seconds:.1f}" if report.seconds else "")
+    console.print(table)
+    return all_ok
+
+
+def cmd_stack(args) -> int:
+    from vigil.stack import manager
+
+    settings = get_settings()
+    if args.action == "up":
+        reports = manager.up(settings, only=args.only, log=console.print)
+        _print_parts(reports, "vigil stack up")
+        return 0
+    if args.action == "status":
+        return 0 if _print_parts(manager.status(settings), "vigil stack status") else 1
+    _print_parts(manager.down(settings), "vigil stack down")
+    return 0
+
+
+def cmd_sql(args) -> int:
+    from vigil.store.client import connect
+
+    client = connect(get_settings())
+    result = client.query(args.query)
+    table = Table(*result.column_names)
+    for row in result.result_rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+    console.print(f"{len(result.result_rows)} rows")
+    return 0
+
+
+def cmd_store(args) -> int:
+    from vigil.store.client import connect
+    from vigil.store.migrate import apply_migrations
+
+    settings = get_settings()
+    applied = apply_migrations(connect(settings), ttl_days=settings.clickhouse_ttl_days)
+    console.print(f"applied: {applied or 'nothing, already current'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vigil", description="Streaming video analytics for traffic centres.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    stack = sub.add_parser("stack", help="start, report or stop the embedded stack")
+    stack.add_argument("action", choices=["up", "status", "down"])
+    stack.add_argument("--only", nargs="*", choices=["broker", "clickhouse", "triton", "flink"], help="start only these parts")
+    stack.set_defaults(func=cmd_stack)
+    sql = sub.add_parser("sql", help="run a SQL query against the store")
+    sql.add_argument("query")
+    sql.set_defaults(func=cmd_sql)
+    store = sub.add_parser("store", help="store administration")
+    store.add_argument("action", choices=["migrate"])
+    store.set_defaults(func=cmd_store)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except StackError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
