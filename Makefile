@@ -21,6 +21,9 @@ $(DEPS)/.java:
 $(INSTALLED): requirements.lock pyproject.toml | $(DEPS)/.java
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -r requirements.lock
+	# Only the tritonserver binary of nvidia-pytriton is used; its Python deps would pull a tritonclient that needs
+	# grpcio>=1.66, which apache-beam (PyFlink) forbids.
+	$(PIP) install -q --disable-pip-version-check --no-deps nvidia-pytriton==0.7.0
 	$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 

@@ -220,14 +220,17 @@ class Triton(Component):
 
 
 def triton_environment() -> dict[str, str]:
-    """The python backend stub links Debian's libpython3.11; point it at this interpreter's libpython instead, and put
-    this interpreter first on PATH because the stub imports model dependencies from the first `python3` there."""
+    """The python backend stub links Debian's libpython3.11; point it at this interpreter's libpython instead (else
+    models fail with `'_thread.RLock' object has no attribute '_recursion_count'`), and put this interpreter first on
+    PATH because the stub imports model dependencies from the first `python3` there."""
     import os
 
     libdir = sysconfig.get_config_var("LIBDIR")
+    # The copied stub's RPATH no longer reaches the wheel's bundled libs (libcudart et al.).
+    bundled = str(Triton.pytriton_dir().parent / "nvidia_pytriton.libs")
     bindir = str(Path(sys.executable).parent)
     return {
-        "LD_LIBRARY_PATH": os.pathsep.join(p for p in [libdir, os.environ.get("LD_LIBRARY_PATH", "")] if p),
+        "LD_LIBRARY_PATH": os.pathsep.join(p for p in [libdir, bundled, os.environ.get("LD_LIBRARY_PATH", "")] if p),
         "PATH": os.pathsep.join([bindir, os.environ.get("PATH", "")]),
         "PYTHONPATH": os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p),
         "OMP_NUM_THREADS": "1",
