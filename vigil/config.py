@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     flink_lib_dir: Path = Field(REPO_ROOT / ".deps" / "flink", description="Folder holding the Kafka connector jars.")
     flink_parallelism: int = 1
 
+    # Frame store (written by ingest, read by inference)
+    frame_store: str = Field("", description="Frame store URI; empty = <data_dir>/frames.")
+
     # Common
     ready_timeout_s: float = Field(30.0, description="Health-check timeout for each embedded component.")
 
@@ -85,6 +88,10 @@ class Settings(BaseSettings):
     @property
     def chdb_path(self) -> Path:
         return self.data_dir / "clickhouse"
+
+    @property
+    def frame_store_uri(self) -> str:
+        return self.frame_store or (self.data_dir / "frames").as_uri()
 
     @property
     def run_dir(self) -> Path:

@@ -85,3 +85,18 @@ FROM
     WHERE tid >= 0
 )
 GROUP BY camera_id, track_id;
+
+-- Messages a service could not process, with the reason (the original bytes stay on deadletter.v1).
+CREATE TABLE IF NOT EXISTS dead_letters (
+    source_topic LowCardinality(String),
+    source_partition UInt32,
+    source_offset UInt64,
+    service LowCardinality(String),
+    reason String,
+    value_size UInt32,
+    ts DateTime64(3, 'UTC'),
+    stored_ts DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree
+PARTITION BY toDate(ts)
+ORDER BY (source_topic, source_partition, source_offset, service)
+TTL toDateTime(ts) + INTERVAL {ttl_days} DAY;

@@ -1,0 +1,1 @@
+"""Vigil's long-running services, one concern each."""

@@ -1,0 +1,5 @@
+import sys
+
+from services.infer.service import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""The Triton adapter: batches of frames in, one `Detections` per frame out, over gRPC.
+
+Every Vigil detector model speaks the same tensor contract, so the service does not care which one is configured:
+inputs FRAMES uint8 [B, H, W, 3] (RGB) and CAMERA_ID bytes [B, 1]; outputs BOXES [B, N, 4] xyxy pixels, SCORES [B, N],
+CLASSES [B, N] (COCO ids) and COUNT [B, 1], padded to the batch's largest N."""
+
+from __future__ import annotations
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+
+from vigil.detections import Detections
+
+
+class TritonDetector:
+    def __init__(self, url: str, model_name: str, max_batch: int = 8, timeout_s: float = 30.0):
+        self.client = grpcclient.InferenceServerClient(url)
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        metadata = self.client.get_model_metadata(model_name, client_timeout=timeout_s)
+        self.model_version = max(metadata.versions, key=int) if metadata.versions else "1"
+        config = self.client.get_model_config(model_name, client_timeout=timeout_s).config
+        self.max_batch = min(max_batch, config.max_batch_size or max_batch)
+
+    def detect(self, frames_rgb: list[np.ndarray], camera_ids: list[str]) -> list[Detections]:
+        """Frames of one size; any count (split into batches of at most max_batch, order kept)."""
+        results: list[Detections] = []
+        for start in range(0, len(frames_rgb), self.max_batch):
+            batch = np.ascontiguousarray(np.stack(frames_rgb[start:start + self.max_batch]))
+            cams = np.array([[c.encode()] for c in camera_ids[start:start + self.max_batch]], dtype=object)
+            inputs = [grpcclient.InferInput("FRAMES", list(batch.shape), "UINT8"),
+                      grpcclient.InferInput("CAMERA_ID", list(cams.shape), "BYTES")]
+            inputs[0].set_data_from_numpy(batch)
+            inputs[1].set_data_from_numpy(cams)
+            response = self.client.infer(self.model_name, inputs, client_timeout=self.timeout_s)
+            boxes, scores = response.as_numpy("BOXES"), response.as_numpy("SCORES")
+            classes, count = response.as_numpy("CLASSES"), response.as_numpy("COUNT")
+            results += [Detections.from_padded(boxes[b], scores[b], classes[b], int(count[b, 0])) for b in range(len(batch))]
+        return results
+
+    def close(self) -> None:
+        self.client.close()

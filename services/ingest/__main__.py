@@ -1,0 +1,5 @@
+import sys
+
+from services.ingest.service import main
+
+sys.exit(main())

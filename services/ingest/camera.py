@@ -1,0 +1,183 @@
+"""One camera: open the stream with PyAV, sample it at the target rate, store and publish each sampled frame, and
+keep going through dead streams and corrupt data with capped exponential back-off, reporting health as it goes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import av
+import cv2
+
+from services.ingest.cameras import Camera
+from services.ingest.settings import IngestSettings
+
+log = logging.getLogger("vigil.ingest")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class CameraCounters:
+    frames_decoded: int = 0
+    frames_published: int = 0
+    decode_errors: int = 0
+    reconnects: int = 0
+    state: str = "OFFLINE"
+    message: str | None = None
+    published_at_last_status: int = 0
+    errors_at_last_status: int = 0
+    last_status_mono: float = field(default_factory=time.monotonic)
+
+
+class Sampler:
+    """Keeps a frame when its stream time reaches the next sampling instant (target fps, never above the source)."""
+
+    def __init__(self, fps: float):
+        self.period = 1.0 / fps
+        self.next_t: float | None = None
+
+    def take(self, t: float) -> bool:
+        if self.next_t is None or t >= self.next_t - 1e-6:
+            # stay on the grid unless we fell more than a period behind (a gap in the stream)
+            self.next_t = (self.next_t + self.period) if self.next_t is not None and t - self.next_t < self.period else t + self.period
+            return True
+        return False
+
+
+class CameraWorker:
+    def __init__(self, camera: Camera, settings: IngestSettings, publish_frame, publish_status):
+        self.camera = camera
+        self.settings = settings
+        self.publish_frame = publish_frame  # (camera, sequence, capture_ts_ms, bgr ndarray) -> None
+        self.publish_status = publish_status  # (camera_id, counters, actual_fps) -> None
+        self.counters = CameraCounters()
+        self.sequence = 0
+        self.finished = threading.Event()
+
+    # --- health ----------------------------------------------------------------------------------------------
+    def _set_state(self, state: str, message: str | None = None) -> None:
+        changed = state != self.counters.state or message != self.counters.message
+        self.counters.state, self.counters.message = state, message
+        if changed:
+            self._report()
+
+    def _report(self) -> None:
+        c = self.counters
+        elapsed = max(time.monotonic() - c.last_status_mono, 1e-3)
+        fps = (c.frames_published - c.published_at_last_status) / elapsed
+        c.published_at_last_status, c.last_status_mono = c.frames_published, time.monotonic()
+        c.errors_at_last_status = c.decode_errors
+        self.publish_status(self.camera.id, c, fps)
+
+    def maybe_report(self) -> None:
+        if time.monotonic() - self.counters.last_status_mono >= self.settings.status_interval_s:
+            if self.counters.state in ("ONLINE", "DEGRADED"):
+                self.counters.state = "DEGRADED" if self.counters.decode_errors > self.counters.errors_at_last_status else "ONLINE"
+            self._report()
+
+    # --- the loop --------------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        backoff = self.settings.reconnect_initial_s
+        loop_offset = 0.0
+        wall_start: float | None = None
+        while not stop.is_set():
+            try:
+                container = self._open()
+            except Exception as exc:  # PyAV raises many error types for unreachable or undecodable sources
+                self._offline(f"cannot open {self.camera.url}: {exc}")
+                backoff = self._wait(stop, backoff)
+                continue
+            published_before = self.counters.frames_published
+            try:
+                self._set_state("ONLINE")
+                if wall_start is None or not self.camera.is_file:
+                    wall_start, loop_offset = time.monotonic(), 0.0
+                ended_at = self._stream(container, stop, wall_start, loop_offset)
+            except Exception as exc:
+                self._offline(f"stream failed: {type(exc).__name__}: {exc}")
+                ended_at = None
+            finally:
+                container.close()
+            if self.counters.frames_published > published_before:
+                backoff = self.settings.reconnect_initial_s  # it worked for a while: start back-off afresh
+            if stop.is_set():
+                break
+            if ended_at is not None and self.camera.is_file:
+                if not self.camera.loop:
+                    self._set_state("ENDED", "end of file")
+                    break
+                loop_offset = ended_at
+                continue
+            if ended_at is not None:
+                self._offline("stream ended")
+            backoff = self._wait(stop, backoff)
+        self.maybe_report()
+        self.finished.set()
+
+    def _open(self):
+        options = {}
+        if self.camera.url.startswith(("rtsp://", "rtsps://")):
+            options["rtsp_transport"] = "tcp"
+        timeout = None if self.camera.is_file else (self.settings.open_timeout_s, self.settings.read_timeout_s)
+        container = av.open(self.camera.source, options=options, timeout=timeout)
+        if not container.streams.video:
+            container.close()
+            raise ValueError("no video stream in source")
+        return container
+
+    def _offline(self, message: str) -> None:
+        log.warning("camera %s offline: %s", self.camera.id, message)
+        self._set_state("OFFLINE", message[:500])
+
+    def _wait(self, stop: threading.Event, backoff: float) -> float:
+        self.counters.reconnects += 1
+        self.maybe_report()
+        stop.wait(backoff)
+        return min(backoff * 2, self.settings.reconnect_max_s)
+
+    def _stream(self, container, stop: threading.Event, wall_start: float, loop_offset: float) -> float | None:
+        """Decode until the end (returns the stream time reached, for looping) or until stopped (returns None)."""
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        sampler = Sampler(self.camera.fps)
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        last_t = 0.0
+        index = 0
+        for packet in container.demux(stream):
+            if stop.is_set():
+                return None
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                self.counters.decode_errors += 1
+                self.counters.message = f"decode error: {exc}"[:500]
+                self.maybe_report()
+                continue
+            for frame in frames:
+                self.counters.frames_decoded += 1
+                t = (frame.time if frame.time is not None else index / rate) + loop_offset
+                index += 1
+                last_t = t
+                if not sampler.take(t):
+                    continue
+                if self.camera.is_file and self.camera.pace == "native":
+                    delay = wall_start + t / self.camera.speed - time.monotonic()
+                    if delay > 0 and stop.wait(delay):
+                        return None
+                self.publish_frame(self.camera, self.sequence, now_ms(), frame.to_ndarray(format="bgr24"))
+                self.sequence += 1
+                self.counters.frames_published += 1
+                self.maybe_report()
+        return last_t + 1.0 / rate
+
+
+def encode_jpeg(bgr, quality: int) -> bytes:
+    ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buffer.tobytes()

@@ -1,0 +1,83 @@
+"""The camera configuration file (YAML), validated at start-up with errors that say what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+
+class Zone(BaseModel):
+    """A polygon in pixel coordinates of the camera image, with what it is for."""
+
+    name: str
+    kind: Literal["traffic", "pedestrian", "restricted"] = "traffic"
+    polygon: list[tuple[float, float]] = Field(min_length=3)
+    direction: tuple[float, float] | None = Field(None, description="Expected travel direction (dx, dy), if fixed.")
+
+
+class Camera(BaseModel):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    url: str = Field(description="File path, file://, rtsp://, rtsps://, http:// or https:// URL.")
+    fps: float = Field(5.0, gt=0, le=60, description="Target sampling rate (frames per second published).")
+    loop: bool = Field(False, description="Files only: start again at the end.")
+    pace: Literal["native", "fast"] = Field("native", description="Files only: real time, or as fast as possible.")
+    speed: float = Field(1.0, gt=0, description="Files with pace=native: playback speed factor.")
+    zones: list[Zone] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        scheme = urlparse(url).scheme
+        if scheme not in ("", "file", "rtsp", "rtsps", "http", "https"):
+            raise ValueError(f"unsupported URL scheme {scheme!r} (use a file path, rtsp://, http(s)://)")
+        return url
+
+    @property
+    def is_file(self) -> bool:
+        return urlparse(self.url).scheme in ("", "file")
+
+    @property
+    def source(self) -> str:
+        """What PyAV opens: a local path for files, the URL otherwise."""
+        parsed = urlparse(self.url)
+        return parsed.path if parsed.scheme == "file" else self.url
+
+
+class CameraConfig(BaseModel):
+    cameras: list[Camera] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self):
+        ids = [c.id for c in self.cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera ids must be unique; repeated: {duplicates}")
+        return self
+
+
+class CameraConfigError(ValueError):
+    pass
+
+
+def load_cameras(path: Path) -> CameraConfig:
+    """Parse and validate a camera file. Relative file paths are resolved against the file's folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise CameraConfigError(f"camera config {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise CameraConfigError(f"camera config {path} is not valid YAML: {exc}") from None
+    try:
+        config = CameraConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise CameraConfigError(f"camera config {path} is invalid: {problems}") from None
+    for camera in config.cameras:
+        if camera.is_file and not Path(camera.source).is_absolute():
+            camera.url = str((path.parent / camera.source).resolve())
+    return config

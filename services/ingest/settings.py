@@ -1,0 +1,17 @@
+"""Ingest settings: the shared platform settings plus what only ingest needs (all `VIGIL_*` overridable)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from vigil.config import Settings
+
+
+class IngestSettings(Settings):
+    jpeg_quality: int = Field(90, ge=10, le=100)
+    frame_retention_hours: float = Field(24.0, gt=0, description="Frames older than this are removed from the store.")
+    status_interval_s: float = Field(5.0, gt=0, description="How often each camera publishes CameraStatus.")
+    reconnect_initial_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the exponential reconnect back-off.")
+    open_timeout_s: float = Field(5.0, gt=0, description="Network streams: give up opening after this long.")
+    read_timeout_s: float = Field(10.0, gt=0, description="Network streams: a read stalled this long is a disconnect.")

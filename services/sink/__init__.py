@@ -1,0 +1,1 @@
+"""The ClickHouse sink: result topics → batched inserts with clickhouse-connect, offsets committed after each insert."""

@@ -1,0 +1,5 @@
+import sys
+
+from services.sink.service import main
+
+sys.exit(main())

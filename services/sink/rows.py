@@ -1,0 +1,56 @@
+"""Avro records → ClickHouse rows, one small function per table. Pure, so they are tested without Kafka."""
+
+from __future__ import annotations
+
+import datetime
+
+UTC = datetime.timezone.utc
+
+
+def ts(ms: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+FRAME_COLUMNS = ["frame_id", "camera_id", "capture_ts", "sequence", "width", "height", "encoding", "uri", "ingest_ts"]
+
+
+def frame_row(r: dict) -> list:
+    return [r["frame_id"], r["camera_id"], ts(r["capture_ts_ms"]), r["sequence"], r["width"], r["height"],
+            r["encoding"], r["uri"], ts(r["ingest_ts_ms"])]
+
+
+DETECTION_COLUMNS = ["frame_id", "camera_id", "capture_ts", "sequence", "ingest_ts", "inference_ts", "model_name",
+                     "model_version", "x1", "y1", "x2", "y2", "class_id", "confidence", "track_id"]
+
+
+def detection_row(r: dict) -> list:
+    frame, boxes = r["frame"], r["xyxy"]
+    return [frame["frame_id"], frame["camera_id"], ts(frame["capture_ts_ms"]), frame["sequence"],
+            ts(frame["ingest_ts_ms"]), ts(r["inference_ts_ms"]), r["model_name"], r["model_version"],
+            boxes[0::4], boxes[1::4], boxes[2::4], boxes[3::4], r["class_id"], r["confidence"], r["track_id"]]
+
+
+STATUS_COLUMNS = ["status_id", "camera_id", "ts", "state", "frames_decoded", "frames_published", "decode_errors",
+                  "reconnects", "actual_fps", "message"]
+
+
+def status_row(r: dict) -> list:
+    return [r["status_id"], r["camera_id"], ts(r["ts_ms"]), r["state"], r["frames_decoded"], r["frames_published"],
+            r["decode_errors"], r["reconnects"], r["actual_fps"], r["message"]]
+
+
+DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "service", "reason", "value_size", "ts"]
+
+
+def dead_letter_row(r: dict) -> list:
+    return [r["source_topic"], r["source_partition"], r["source_offset"], r["service"], r["reason"],
+            len(r["value"] or b""), ts(r["ts_ms"])]
+
+
+# topic -> (record type, table, columns, row function)
+ROUTES = {
+    "frames.v1": ("FrameRef", "frames", FRAME_COLUMNS, frame_row),
+    "detections.v1": ("DetectionBatch", "detections", DETECTION_COLUMNS, detection_row),
+    "camera-status.v1": ("CameraStatus", "camera_status", STATUS_COLUMNS, status_row),
+    "deadletter.v1": ("DeadLetter", "dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row),
+}

@@ -1,0 +1,68 @@
+"""One frame's detections as arrays (after Roboflow supervision's `Detections`): boxes travel together, never as one
+message per box. Each detector backend is a small `from_<model>()` adapter into this one type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Detections:
+    xyxy: np.ndarray  # (n, 4) float32, pixels
+    confidence: np.ndarray  # (n,) float32
+    class_id: np.ndarray  # (n,) int32, COCO ids
+    tracker_id: np.ndarray = field(default=None)  # (n,) int64, -1 = not (yet) tracked
+
+    def __post_init__(self):
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        n = len(self.xyxy)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        self.class_id = np.asarray(self.class_id, dtype=np.int32).reshape(-1)
+        self.tracker_id = (np.full(n, -1, dtype=np.int64) if self.tracker_id is None
+                           else np.asarray(self.tracker_id, dtype=np.int64).reshape(-1))
+        for name in ("confidence", "class_id", "tracker_id"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"Detections.{name} has {len(getattr(self, name))} entries for {n} boxes")
+        if n and not ((self.xyxy[:, 2] >= self.xyxy[:, 0]).all() and (self.xyxy[:, 3] >= self.xyxy[:, 1]).all()):
+            raise ValueError("Detections.xyxy must hold x1 <= x2 and y1 <= y2")
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+
+    @classmethod
+    def from_padded(cls, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, count: int) -> "Detections":
+        """The output layout of Vigil's Triton detectors: per-frame arrays padded to the batch's largest count."""
+        return cls(boxes[:count], scores[:count], classes[:count])
+
+    def to_record_fields(self) -> dict:
+        """The parallel-array fields of a `DetectionBatch` record."""
+        return {
+            "xyxy": self.xyxy.reshape(-1).astype(float).tolist(),
+            "class_id": self.class_id.astype(int).tolist(),
+            "confidence": self.confidence.astype(float).tolist(),
+            "track_id": self.tracker_id.astype(int).tolist(),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Detections":
+        return cls(np.asarray(record["xyxy"]).reshape(-1, 4), record["confidence"], record["class_id"], record["track_id"])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (n, 4) and (m, 4) xyxy boxes → (n, m)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
