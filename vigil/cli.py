@@ -67,6 +67,18 @@ def cmd_store(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from vigil.demo import run_demo
+
+    return run_demo(get_settings(), fps=args.fps, speed=args.speed, console=console)
+
+
+def cmd_service(args) -> int:
+    import importlib
+
+    return importlib.import_module(f"services.{args.command}.service").main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigil", description="Streaming video analytics for traffic centres.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     store = sub.add_parser("store", help="store administration")
     store.add_argument("action", choices=["migrate"])
     store.set_defaults(func=cmd_store)
+    demo = sub.add_parser("demo", help="run the main job on the sample footage through the embedded stack")
+    demo.add_argument("--fps", type=float, default=5.0, help="sampling rate per camera")
+    demo.add_argument("--speed", type=float, default=2.0, help="playback speed (1 = real time)")
+    demo.set_defaults(func=cmd_demo)
+    for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
+                       ("sink", "run the ClickHouse sink")):
+        service = sub.add_parser(name, help=text, add_help=False)
+        service.add_argument("rest", nargs=argparse.REMAINDER)
+        service.set_defaults(func=cmd_service)
     return parser
 
 

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(6000, description="Consumer session timeout; keep low on Tansu (first join waits half of it).")
     kafka_topics: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_TOPICS), description="Topics and partition counts.")
     kafka_replication_factor: int = 1
+    topic_namespace: str = Field("", description="Prefix for every topic name (e.g. 'site-a.'), to share one cluster.")
     schema_registry_url: str | None = Field(None, description="Confluent Schema Registry; unset = Avro single-object encoding.")
 
     # Triton
@@ -68,6 +69,10 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    def topic(self, name: str) -> str:
+        """The deployed name of a logical topic ('frames.v1' → '<namespace>frames.v1')."""
+        return f"{self.topic_namespace}{name}"
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:

@@ -13,8 +13,8 @@ log = logging.getLogger("vigil.deadletter")
 
 
 class DeadLetters:
-    def __init__(self, producer, codec: AvroCodec, service: str):
-        self.producer, self.codec, self.service = producer, codec, service
+    def __init__(self, producer, codec: AvroCodec, service: str, topic: str = DEADLETTER_TOPIC):
+        self.producer, self.codec, self.service, self.topic = producer, codec, service, topic
         self.count = 0
 
     def send(self, message, reason: str) -> None:
@@ -24,4 +24,4 @@ class DeadLetters:
         record = dict(source_topic=message.topic(), source_partition=message.partition(),
                       source_offset=message.offset(), service=self.service, reason=reason[:2000],
                       key=message.key(), value=message.value(), ts_ms=time.time_ns() // 1_000_000)
-        self.producer.produce(DEADLETTER_TOPIC, key=message.key(), value=self.codec.encode("DeadLetter", record, DEADLETTER_TOPIC))
+        self.producer.produce(self.topic, key=message.key(), value=self.codec.encode("DeadLetter", record, self.topic))

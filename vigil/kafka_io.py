@@ -55,9 +55,9 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str]:
     admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [
-        NewTopic(name, num_partitions=partitions, replication_factor=settings.kafka_replication_factor)
+        NewTopic(settings.topic(name), num_partitions=partitions, replication_factor=settings.kafka_replication_factor)
         for name, partitions in settings.kafka_topics.items()
-        if name not in existing
+        if settings.topic(name) not in existing
     ]
     if not missing:
         return []

@@ -30,7 +30,6 @@ from vigil.kafka_io import make_consumer, make_producer
 from vigil.telemetry import context_from, tracer
 
 log = logging.getLogger("vigil.infer")
-FRAMES_TOPIC, DETECTIONS_TOPIC = "frames.v1", "detections.v1"
 
 
 class InferSettings(Settings):
@@ -55,7 +54,8 @@ class InferService:
         self.codec = AvroCodec(settings.schema_registry_url)
         self.store = open_frame_store(settings.frame_store_uri)
         self.producer = make_producer(settings)
-        self.dead_letters = DeadLetters(self.producer, self.codec, "infer")
+        self.dead_letters = DeadLetters(self.producer, self.codec, "infer", settings.topic("deadletter.v1"))
+        self.frames_topic, self.detections_topic = settings.topic("frames.v1"), settings.topic("detections.v1")
         self.detector = detector or TritonDetector(settings.triton_url, settings.detector_model, settings.max_batch)
         self.tracker_config = TrackerConfig(high_score=settings.track_high_score, low_score=settings.track_low_score,
                                             min_hits=settings.track_min_hits, max_misses=settings.track_max_misses)
@@ -104,8 +104,8 @@ class InferService:
                 record = dict(batch_id=frame["frame_id"], frame=frame, model_name=self.detector.model_name,
                               model_version=str(self.detector.model_version), inference_ts_ms=now_ms(),
                               **tracked.to_record_fields())
-                self.producer.produce(DETECTIONS_TOPIC, key=frame["camera_id"].encode(), timestamp=frame["capture_ts_ms"],
-                                      value=self.codec.encode("DetectionBatch", record, DETECTIONS_TOPIC))
+                self.producer.produce(self.detections_topic, key=frame["camera_id"].encode(), timestamp=frame["capture_ts_ms"],
+                                      value=self.codec.encode("DetectionBatch", record, self.detections_topic))
         self.processed += len(frames)
         self.batches += 1
         return len(frames)
@@ -134,7 +134,7 @@ class InferService:
 
     # --- the loop --------------------------------------------------------------------------------------------
     def run(self, stop: threading.Event, stats_file: Path | None = None) -> None:
-        consumer = make_consumer(self.settings, self.settings.consumer_group, [FRAMES_TOPIC],
+        consumer = make_consumer(self.settings, self.settings.consumer_group, [self.frames_topic],
                                  **{"max.poll.interval.ms": 300000, "fetch.wait.max.ms": 10})
         last_log = time.monotonic()
         try:

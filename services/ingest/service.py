@@ -19,7 +19,6 @@ from vigil.kafka_io import make_producer
 from vigil.telemetry import current_trace_context, tracer
 
 log = logging.getLogger("vigil.ingest")
-FRAMES_TOPIC, STATUS_TOPIC = "frames.v1", "camera-status.v1"
 
 
 class Publisher:
@@ -32,6 +31,7 @@ class Publisher:
         self.store = open_frame_store(settings.frame_store_uri)
         self.delivery_failures = 0
         self._tracer = tracer("vigil.ingest")
+        self.frames_topic, self.status_topic = settings.topic("frames.v1"), settings.topic("camera-status.v1")
 
     def _delivered(self, err, msg) -> None:
         if err is not None:
@@ -45,8 +45,8 @@ class Publisher:
                           capture_ts_ms=capture_ts_ms, sequence=sequence, width=int(bgr.shape[1]),
                           height=int(bgr.shape[0]), encoding="jpeg", uri=uri, ingest_ts_ms=now_ms(),
                           trace_context=current_trace_context())
-            self.producer.produce(FRAMES_TOPIC, key=camera.id.encode(), timestamp=capture_ts_ms,
-                                  value=self.codec.encode("FrameRef", record, FRAMES_TOPIC), on_delivery=self._delivered)
+            self.producer.produce(self.frames_topic, key=camera.id.encode(), timestamp=capture_ts_ms,
+                                  value=self.codec.encode("FrameRef", record, self.frames_topic), on_delivery=self._delivered)
         self.producer.poll(0)
 
     def status(self, camera_id: str, counters: CameraCounters, actual_fps: float) -> None:
@@ -55,8 +55,8 @@ class Publisher:
                       state=counters.state, frames_decoded=counters.frames_decoded,
                       frames_published=counters.frames_published, decode_errors=counters.decode_errors,
                       reconnects=counters.reconnects, actual_fps=float(actual_fps), message=counters.message)
-        self.producer.produce(STATUS_TOPIC, key=camera_id.encode(), timestamp=ts,
-                              value=self.codec.encode("CameraStatus", record, STATUS_TOPIC), on_delivery=self._delivered)
+        self.producer.produce(self.status_topic, key=camera_id.encode(), timestamp=ts,
+                              value=self.codec.encode("CameraStatus", record, self.status_topic), on_delivery=self._delivered)
         self.producer.poll(0)
 
     def close(self, timeout_s: float = 30.0) -> int:

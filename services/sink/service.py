@@ -45,17 +45,18 @@ class Sink:
         self.codec = AvroCodec(settings.schema_registry_url)
         self.client = connect(settings)
         self.producer = make_producer(settings)
-        self.dead_letters = DeadLetters(self.producer, self.codec, "sink")
+        self.dead_letters = DeadLetters(self.producer, self.codec, "sink", settings.topic(DEADLETTER_TOPIC))
+        self.routes = {settings.topic(name): ROUTES[name] for name in settings.sink_topics}
         self.buffer: dict[str, list] = defaultdict(list)
         self.stored: dict[str, int] = defaultdict(int)
         self.undecodable_dead_letters = 0
 
     def add(self, message) -> None:
-        record_type, table, _, to_row = ROUTES[message.topic()]
+        record_type, table, _, to_row = self.routes[message.topic()]
         try:
             row = to_row(self.codec.decode(message.value(), expected=record_type))
         except (UndecodableMessage, KeyError, TypeError, ValueError) as exc:
-            if message.topic() == DEADLETTER_TOPIC:
+            if message.topic() == self.dead_letters.topic:
                 self.undecodable_dead_letters += 1  # never dead-letter a dead letter
             else:
                 self.dead_letters.send(message, f"sink cannot store it: {exc}")
@@ -86,7 +87,7 @@ class Sink:
         return True
 
     def run(self, stop: threading.Event, stats_file: Path | None = None) -> None:
-        consumer = make_consumer(self.settings, self.settings.consumer_group, self.settings.sink_topics,
+        consumer = make_consumer(self.settings, self.settings.consumer_group, list(self.routes),
                                  **{"max.poll.interval.ms": 600000})
         last_flush = time.monotonic()
         try:

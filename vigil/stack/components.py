@@ -114,7 +114,7 @@ class Broker(Component):
             topics = topic_partitions(self.settings, timeout_s=3)
         except Exception as exc:
             return Health(False, f"broker at {self.settings.kafka_bootstrap} does not answer metadata: {exc}")
-        missing = [t for t in self.settings.kafka_topics if t not in topics]
+        missing = [self.settings.topic(t) for t in self.settings.kafka_topics if self.settings.topic(t) not in topics]
         detail = f"{self.settings.kafka_bootstrap}, {len(topics)} topics" + (f", missing {missing}" if missing else "")
         return Health(True, detail, self.process.rss_mb(), {"topics": topics})
 

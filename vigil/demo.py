@@ -1,0 +1,187 @@
+"""`make demo`: the main job on the sample footage, end to end through the real embedded stack.
+
+Starts the stack, runs sink, infer and ingest as separate processes (one per role, as in production), streams both
+sample videos as two paced cameras with a progress display, waits until every published frame has its detections
+row in ClickHouse, prints a summary and example analyst queries, then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vigil.config import REPO_ROOT, Settings
+from vigil.stack import manager
+from vigil.store.client import connect
+
+VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
+DEMO_CAMERAS = [
+    ("car-park", VIDEOS / "car-detection.mp4"),
+    ("room", VIDEOS / "one-by-one-person-detection.mp4"),
+]
+
+SUMMARY_QUERIES = {
+    "frames": "SELECT camera_id, count() AS frames, sum(num_detections) AS detections, "
+              "countIf(num_detections > 0) AS frames_with_objects FROM detections FINAL GROUP BY camera_id ORDER BY camera_id",
+    "classes": "SELECT d.camera_id, c.name AS class, count() AS detections FROM "
+               "(SELECT camera_id, cls FROM detections FINAL ARRAY JOIN class_id AS cls) AS d "
+               "LEFT JOIN object_classes AS c ON c.class_id = d.cls GROUP BY d.camera_id, class ORDER BY d.camera_id, detections DESC",
+    "tracks": "SELECT t.camera_id, c.name AS class, count() AS tracks, round(avg(dateDiff('millisecond', first_seen, last_seen)) / 1000, 1) "
+              "AS mean_seconds_in_view FROM tracks AS t LEFT JOIN object_classes AS c ON c.class_id = t.class_id "
+              "GROUP BY t.camera_id, class ORDER BY t.camera_id, tracks DESC",
+    "latency": "SELECT hop, round(quantile(0.5)(ms)) AS p50_ms, round(quantile(0.95)(ms)) AS p95_ms FROM ("
+               "SELECT ['1 capture -> FrameRef on Kafka', '2 capture -> detections on Kafka', '3 detections -> row in ClickHouse', "
+               "'4 capture -> row in ClickHouse'] AS hops, "
+               "[dateDiff('millisecond', capture_ts, ingest_ts), dateDiff('millisecond', capture_ts, inference_ts), "
+               "dateDiff('millisecond', inference_ts, stored_ts), dateDiff('millisecond', capture_ts, stored_ts)] AS values "
+               "FROM detections FINAL) ARRAY JOIN hops AS hop, values AS ms GROUP BY hop ORDER BY hop",
+    "health": "SELECT camera_id, argMax(state, ts) AS last_state, max(frames_published) AS published, "
+              "max(decode_errors) AS decode_errors, max(reconnects) AS reconnects FROM camera_status FINAL GROUP BY camera_id ORDER BY camera_id",
+}
+
+ANALYST_QUERIES = [
+    ("Busiest 10-second intervals per camera (objects in view)",
+     "SELECT camera_id, toStartOfInterval(capture_ts, INTERVAL 10 SECOND) AS t, max(num_detections) AS peak_objects, "
+     "round(avg(num_detections), 2) AS mean_objects FROM detections FINAL GROUP BY camera_id, t "
+     "ORDER BY peak_objects DESC, t LIMIT 5"),
+    ("Longest-visible tracks (dwell time)",
+     "SELECT camera_id, track_id, class_id, first_seen, round(dateDiff('millisecond', first_seen, last_seen) / 1000, 1) "
+     "AS seconds, detections FROM tracks ORDER BY seconds DESC LIMIT 5"),
+    ("Where do cars enter and leave the car park view (entry/exit box centres, 100 px grid)",
+     "SELECT intDiv(toUInt32((entry_box.1 + entry_box.3) / 2), 100) * 100 AS entry_x, "
+     "intDiv(toUInt32((exit_box.1 + exit_box.3) / 2), 100) * 100 AS exit_x, count() AS tracks "
+     "FROM tracks WHERE camera_id = 'car-park' AND class_id = 2 GROUP BY entry_x, exit_x ORDER BY tracks DESC"),
+]
+
+
+def _table(console: Console, title: str, result) -> None:
+    table = Table(*result.column_names, title=title, title_justify="left")
+    for row in result.result_rows:
+        table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _expected_frames(path: Path, fps: float) -> int:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        native = float(stream.average_rate or 25)
+        return int(stream.frames * min(1.0, fps / native)) or 1
+
+
+def run_demo(settings: Settings, fps: float = 5.0, speed: float = 2.0, console: Console | None = None) -> int:
+    console = console or Console()
+    missing = [str(p) for _, p in DEMO_CAMERAS if not p.exists()]
+    if missing:
+        console.print(f"[red]sample footage missing: {missing}; the repo expects ../shared/data/videos beside it[/red]")
+        return 2
+    work = settings.data_dir / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    cameras_file = work / "cameras.yaml"
+    cameras_file.write_text(yaml.safe_dump({"cameras": [
+        {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed} for cam, path in DEMO_CAMERAS]}))
+    stats = {name: work / f"{name}.json" for name in ("ingest", "infer", "sink")}
+    for path in stats.values():
+        path.unlink(missing_ok=True)
+
+    console.rule("[bold]Vigil demo: starting the embedded stack")
+    begin = time.monotonic()
+    for report in manager.up(settings, log=console.print):
+        console.print(f"  {report.name:<10} {report.action:<16} {report.health.detail if report.health else ''}")
+    console.print(f"  stack ready in {time.monotonic() - begin:.1f}s")
+    client = connect(settings)
+    baseline = client.query("SELECT count() FROM detections FINAL").result_rows[0][0]
+
+    env = {**os.environ, "VIGIL_DATA_DIR": str(settings.data_dir), "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+           "VIGIL_TRITON_URL": settings.triton_url, "VIGIL_CLICKHOUSE_DSN": settings.clickhouse_dsn}
+    logs = settings.log_dir
+    procs: dict[str, subprocess.Popen] = {}
+
+    def spawn(name: str, args: list[str]) -> None:
+        with open(logs / f"{name}.log", "ab") as log:
+            procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}", *args, "--stats-file", str(stats[name])],
+                                           stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+
+    try:
+        spawn("sink", [])
+        spawn("infer", [])
+        spawn("ingest", ["--cameras", str(cameras_file)])
+        expected = {cam: _expected_frames(path, fps) for cam, path in DEMO_CAMERAS}
+        console.rule(f"[bold]Streaming {len(DEMO_CAMERAS)} cameras at {fps:g} fps sampled, {speed:g}x real time")
+        with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            bars = {cam: progress.add_task(f"{cam}: frames published", total=n) for cam, n in expected.items()}
+            stored = progress.add_task("detections in ClickHouse", total=sum(expected.values()))
+            while procs["ingest"].poll() is None:
+                ingest = _read_json(stats["ingest"])
+                for cam, bar in bars.items():
+                    progress.update(bar, completed=ingest.get(cam, {}).get("frames_published", 0))
+                progress.update(stored, completed=_read_json(stats["sink"]).get("stored", {}).get("detections", 0))
+                for name in ("sink", "infer"):
+                    if procs[name].poll() is not None:
+                        raise RuntimeError(f"{name} exited early; see {logs / (name + '.log')}")
+                time.sleep(0.5)
+            ingest = _read_json(stats["ingest"])
+            published = sum(c["frames_published"] for c in ingest.values())
+            for cam, bar in bars.items():
+                n = ingest.get(cam, {}).get("frames_published", 0)
+                progress.update(bar, completed=n, total=n)
+            progress.update(stored, total=published)
+            deadline = time.monotonic() + 180
+            while True:
+                dropped = sum(_read_json(stats["infer"]).get("dropped", {}).values())
+                dead = _read_json(stats["infer"]).get("dead_letters", 0)
+                rows = client.query("SELECT count() FROM detections FINAL").result_rows[0][0] - baseline
+                progress.update(stored, completed=rows)
+                if rows >= published - dropped - dead:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {rows} of {published} frames reached ClickHouse after 180s")
+                time.sleep(0.5)
+        time.sleep(1.0)  # let the last camera-status rows land
+        console.rule("[bold]What happened")
+        console.print(f"{published} frames published by ingest, {rows} detection rows in ClickHouse, "
+                      f"{dropped} dropped as stale, {dead} dead-lettered.")
+        titles = {"frames": "Frames and detections per camera", "classes": "Detections per class",
+                  "tracks": "Tracks", "latency": "Per-hop latency (capture -> Kafka -> ClickHouse)",
+                  "health": "Camera health (camera-status.v1)"}
+        for key, sql in SUMMARY_QUERIES.items():
+            _table(console, titles[key], client.query(sql))
+        console.rule("[bold]Ask it yourself")
+        for title, sql in ANALYST_QUERIES:
+            console.print(f"[bold]{title}[/bold]\n  [cyan]vigil sql \"{sql}\"[/cyan]")
+            _table(console, "", client.query(sql))
+        console.print("The results stay in " + str(settings.chdb_path) + ". Query them later with:\n"
+                      "  .venv/bin/vigil stack up --only clickhouse && .venv/bin/vigil sql \"SELECT ...\" && .venv/bin/vigil stack down\n"
+                      "Tables: frames, detections (one row per frame, boxes as arrays), tracks (view), camera_status, "
+                      "dead_letters, object_classes. Use FINAL for exact counts after replays.")
+        return 0
+    finally:
+        for name in ("ingest", "infer", "sink"):
+            proc = procs.get(name)
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        console.rule("[bold]Stopping")
+        for report in manager.down(settings):
+            console.print(f"  {report.name:<10} {report.action}")
