@@ -156,13 +156,16 @@ def test_malformed_frame_message_goes_to_dead_letters_with_reason(pipeline_setti
             message = consumer.poll(0.5)
             if message is not None and not message.error():
                 letters.append(codec.decode(message.value(), expected="DeadLetter"))
-            if len(letters) >= 2:
+            if len(letters) >= 4:
                 break
-        stored = wait_for_rows(settings, "SELECT count() FROM dead_letters FINAL WHERE source_topic = {t:String}", 2,
+        stored = wait_for_rows(settings, "SELECT count() FROM dead_letters FINAL WHERE source_topic = {t:String}", 4,
                                timeout_s=60, parameters={"t": settings.topic("frames.v1")})
     consumer.close()
     assert {letter["source_topic"] for letter in letters} == {settings.topic("frames.v1")}
-    reasons = sorted(letter["reason"] for letter in letters)
-    assert any("expected a FrameRef" in r for r in reasons) and any("not an Avro message" in r for r in reasons)
-    assert all(letter["service"] == "infer" and letter["value"] for letter in letters)
-    assert stored == 2, "the sink stores dead letters for operators to query"
+    # Both consumers of frames.v1 (infer, and the sink that stores frames) reject both messages, each saying why.
+    for service in ("infer", "sink"):
+        reasons = [letter["reason"] for letter in letters if letter["service"] == service]
+        assert len(reasons) == 2 and any("expected a FrameRef" in r for r in reasons), (service, reasons)
+        assert any("not an Avro message" in r for r in reasons)
+    assert all(letter["value"] for letter in letters), "the original bytes are kept"
+    assert stored == 4, "the sink stores dead letters for operators to query"
