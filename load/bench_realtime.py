@@ -1,0 +1,135 @@
+"""Real-time path benchmark: N paced cameras replaying the sample footage through ingest → Kafka → Triton → tracker →
+Kafka → ClickHouse, on a private embedded stack. Reports sustained frames/s, per-hop latency percentiles, drops and
+the RSS of every service and stack part; then runs the same decode + detect + track code in one process, without
+Kafka or Triton, and reports the ratio pipeline/raw.
+
+    .venv/bin/python load/bench_realtime.py --cameras 2 --seconds 60 --out load/results/realtime-2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import av  # noqa: E402
+import yaml  # noqa: E402
+
+from load._harness import FOOTAGE, Services, env_for, load_model_module, machine, model_parameters, percentiles, private_settings, stack  # noqa: E402
+from services.infer.tracker import ByteTracker  # noqa: E402
+from services.ingest.camera import Sampler  # noqa: E402
+from vigil.detections import Detections  # noqa: E402
+from vigil.store.client import connect  # noqa: E402
+
+
+def run_pipeline(cameras: int, seconds: float, fps: float, pace: str) -> dict:
+    settings = private_settings()
+    config = {"cameras": [{"id": f"cam-{i:02d}", "url": str(FOOTAGE[i % 2]), "fps": fps, "pace": pace, "loop": True}
+                          for i in range(cameras)]}
+    cameras_file = settings.data_dir / "cameras.yaml"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    cameras_file.write_text(yaml.safe_dump(config))
+    with stack(settings):
+        services = Services(settings, env_for(settings))
+        try:
+            services.start("sink")
+            services.start("infer")
+            time.sleep(3)  # consumers join before frames flow
+            started = time.time()
+            services.start("ingest", "--cameras", str(cameras_file), "--max-seconds", str(seconds))
+            while services.procs["ingest"].poll() is None:
+                services.sample_rss()
+                time.sleep(1)
+            ingest_end = time.time()
+            published = sum(c["frames_published"] for c in services.read("ingest").values())
+            client = connect(settings)
+            deadline = time.time() + 120
+            while time.time() < deadline:  # drain: everything published reaches ClickHouse (or was dropped)
+                infer = services.read("infer")
+                stored = client.query("SELECT count() FROM detections FINAL").result_rows[0][0]
+                if stored + sum(infer.get("dropped", {}).values()) + infer.get("dead_letters", 0) >= published:
+                    break
+                services.sample_rss()
+                time.sleep(1)
+            infer = services.read("infer")
+            # steady state: skip the first and last 10% of the run
+            lo, hi = started + 0.1 * seconds, started + 0.9 * seconds
+            window = client.query(
+                "SELECT count() FROM detections FINAL WHERE capture_ts >= fromUnixTimestamp64Milli({lo:Int64}) "
+                "AND capture_ts < fromUnixTimestamp64Milli({hi:Int64})",
+                parameters={"lo": int(lo * 1000), "hi": int(hi * 1000)}).result_rows[0][0]
+            hops = client.query(
+                "SELECT dateDiff('millisecond', capture_ts, ingest_ts), dateDiff('millisecond', capture_ts, inference_ts), "
+                "dateDiff('millisecond', inference_ts, stored_ts), dateDiff('millisecond', capture_ts, stored_ts) "
+                "FROM detections FINAL WHERE capture_ts >= fromUnixTimestamp64Milli({lo:Int64}) "
+                "AND capture_ts < fromUnixTimestamp64Milli({hi:Int64})",
+                parameters={"lo": int(lo * 1000), "hi": int(hi * 1000)}).result_columns
+            names = ["capture_to_frameref_ms", "capture_to_detections_ms", "detections_to_clickhouse_ms", "capture_to_clickhouse_ms"]
+            latency = {name: percentiles(col) for name, col in zip(names, hops)} if hops else {}
+            stored = client.query("SELECT count() FROM detections FINAL").result_rows[0][0]
+        finally:
+            services.stop_all()
+    offered = cameras * fps if pace == "native" else None
+    sustained = window / (0.8 * seconds)
+    dropped = sum(infer.get("dropped", {}).values())
+    return {
+        "cameras": cameras, "seconds": seconds, "fps_per_camera": fps, "pace": pace,
+        "offered_frames_per_s": offered, "frames_published": published, "frames_stored": stored,
+        "frames_dropped_stale": dropped, "dead_letters": infer.get("dead_letters", 0),
+        "sustained_frames_per_s": round(sustained, 2), "latency_ms": latency, "rss_mb": services.rss_summary(),
+        "keeps_up": bool(offered and dropped == 0 and sustained >= 0.95 * offered
+                         and (latency.get("capture_to_detections_ms", {}).get("p95") or 1e9) < 2000),
+        "drain_seconds": round(time.time() - ingest_end, 1),
+    }
+
+
+def run_raw(frames_wanted: int, fps: float) -> dict:
+    """Decode + sample + detect + track in one process: no Kafka, no Triton, no JPEG round trip."""
+    module = load_model_module("motion_detector")
+    params = {k: type(module.MotionDetector.DEFAULTS[k])(v) for k, v in model_parameters("motion_detector").items()
+              if k in module.MotionDetector.DEFAULTS}
+    detector = module.MotionDetector(**params)
+    processed, started = 0, time.perf_counter()
+    while processed < frames_wanted:
+        for index, path in enumerate(FOOTAGE):
+            tracker, sampler = ByteTracker(), Sampler(fps)
+            with av.open(str(path)) as container:
+                for frame in container.decode(video=0):
+                    if not sampler.take(frame.time):
+                        continue
+                    boxes, scores, classes = detector.process(f"raw-{index}", frame.to_ndarray(format="rgb24"))
+                    tracker.update(Detections(boxes, scores, classes))
+                    processed += 1
+                    if processed >= frames_wanted:
+                        break
+            if processed >= frames_wanted:
+                break
+    elapsed = time.perf_counter() - started
+    return {"frames": processed, "seconds": round(elapsed, 2), "frames_per_s": round(processed / elapsed, 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--fps", type=float, default=5.0, help="sampled frames per second per camera")
+    parser.add_argument("--pace", choices=["native", "fast"], default="native", help="fast = as fast as possible (capacity)")
+    parser.add_argument("--raw-frames", type=int, default=600)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    pipeline = run_pipeline(args.cameras, args.seconds, args.fps, args.pace)
+    raw = run_raw(args.raw_frames, args.fps)
+    result = {"benchmark": "realtime", "machine": machine(), "pipeline": pipeline, "raw_in_process": raw,
+              "ratio_pipeline_over_raw": round(pipeline["sustained_frames_per_s"] / raw["frames_per_s"], 3)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
