@@ -38,6 +38,13 @@ def cmd_stack(args) -> int:
         reports = manager.up(settings, only=args.only, log=console.print)
         _print_parts(reports, "vigil stack up")
         return 0
+    if args.action == "check":
+        from vigil.stack.flink_check import run_check
+
+        result = run_check(settings)
+        console.print(f"flink: {result.received}/{result.sent} records through KafkaSource → job → KafkaSink "
+                      f"in {result.seconds:.1f}s: {'OK' if result.ok else 'FAILED'}\n{'' if result.ok else result.detail}")
+        return 0 if result.ok else 1
     if args.action == "status":
         return 0 if _print_parts(manager.status(settings), "vigil stack status") else 1
     _print_parts(manager.down(settings), "vigil stack down")
@@ -83,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigil", description="Streaming video analytics for traffic centres.")
     sub = parser.add_subparsers(dest="command", required=True)
     stack = sub.add_parser("stack", help="start, report or stop the embedded stack")
-    stack.add_argument("action", choices=["up", "status", "down"])
+    stack.add_argument("action", choices=["up", "status", "check", "down"],
+                       help="check = run a PyFlink job that reads the broker with KafkaSource and writes with KafkaSink")
     stack.add_argument("--only", nargs="*", choices=["broker", "clickhouse", "triton", "flink"], help="start only these parts")
     stack.set_defaults(func=cmd_stack)
     sql = sub.add_parser("sql", help="run a SQL query against the store")
