@@ -15,7 +15,7 @@ import pytest
 from services.ingest.cameras import Camera
 from services.ingest.service import run as run_ingest
 from tests.conftest import CAR_VIDEO
-from tests.pipeline.conftest import running, wait_for_rows
+from tests.conftest import running, wait_for_rows
 from vigil.avro_codec import AvroCodec
 from vigil.kafka_io import make_consumer, make_producer
 from vigil.store.client import connect
@@ -24,7 +24,7 @@ from vigil.store.client import connect
 @pytest.fixture(scope="module")
 def car_run(stack, tmp_path_factory):
     """The car video through ingest → infer → sink once; returns (settings, camera id, frames published)."""
-    from tests.pipeline.conftest import IngestSettings, ensure_topics, isolated
+    from tests.conftest import IngestSettings, ensure_topics, isolated
 
     data, namespace = isolated(stack)
     settings = IngestSettings(**data)
