@@ -1,0 +1,1 @@
+"""Anomaly scoring: per-camera scene features over event-time windows, autoencoder scores, known-anomaly rules."""

@@ -1,0 +1,1 @@
+"""Anomaly models: per-camera autoencoder training, validation and the versioned model registry."""
