@@ -1,0 +1,171 @@
+"""The anomaly job (PyFlink DataStream): `detections.v1` → per-camera event-time windows → scene features →
+autoencoder score against an adaptive per-camera threshold, plus known-anomaly rules per frame → `events.v1`.
+
+    source (KafkaSource, Kafka record time = capture time, bounded out-of-orderness watermarks)
+      → decode → key by camera ─┬─ rules (RuleEngine in keyed state)                       ─┐
+                                └─ tumbling window → features → autoencoder (keyed state) ─┴─ union → encode → KafkaSink
+
+The topology lives in `build_pipeline(stream)`, free of connectors, so tests run it on `from_collection`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from pyflink.common import Row, Types
+from pyflink.common.time import Time
+from pyflink.datastream.functions import KeyedProcessFunction, ProcessWindowFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.window import TumblingEventTimeWindows
+
+from jobs.anomaly.features import FEATURES, FrameObs, scene_features
+from jobs.anomaly.rules import RuleConfig, RuleEngine, zones_from_config
+
+PICKLED = Types.PICKLED_BYTE_ARRAY()
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+FIRST_SEEN_RETENTION_MS = 120_000
+
+
+def decode_detections(value: bytes):
+    """DetectionBatch Avro → `(camera_id, FrameObs)`; undecodable input → `(None, reason, raw bytes)` for the
+    dead-letter branch."""
+    from vigil.avro_codec import AvroCodec, UndecodableMessage
+
+    global _CODEC
+    try:
+        codec = _CODEC
+    except NameError:
+        codec = _CODEC = AvroCodec()
+    try:
+        record = codec.decode(bytes(value), expected="DetectionBatch")
+    except UndecodableMessage as exc:
+        return None, str(exc), bytes(value)
+    return record["frame"]["camera_id"], FrameObs.from_record(record)
+
+
+class Rules(KeyedProcessFunction):
+    """One RuleEngine per camera, kept in keyed state so it survives restarts through checkpoints."""
+
+    def __init__(self, zones_by_camera: dict[str, list], config: RuleConfig):
+        self.zones_by_camera, self.config = zones_by_camera, config
+
+    def open(self, runtime_context: RuntimeContext):
+        self.engine_state = runtime_context.get_state(ValueStateDescriptor("rule_engine", PICKLED))
+
+    def process_element(self, value, ctx):
+        camera_id, frame = value
+        engine = self.engine_state.value()
+        if engine is None:
+            engine = RuleEngine(camera_id, zones_from_config(self.zones_by_camera.get(camera_id, [])), self.config)
+        events = engine.observe(frame)
+        self.engine_state.update(engine)
+        yield from events
+
+
+class WindowFeatures(ProcessWindowFunction):
+    """Scene feature vector per camera window; track first-seen times persist across windows in per-key state."""
+
+    def open(self, runtime_context: RuntimeContext):
+        self.first_seen_descriptor = ValueStateDescriptor("first_seen", PICKLED)
+
+    def process(self, key, context, elements):
+        frames = [frame for _, frame in elements]
+        first_seen_state = context.global_state().get_state(self.first_seen_descriptor)
+        first_seen = first_seen_state.value() or {}
+        vector = scene_features(frames, first_seen)
+        window = context.window()
+        for frame in sorted(frames, key=lambda f: f.ts_ms):
+            for track in frame.track_id:
+                first_seen.setdefault(int(track), frame.ts_ms)
+        cutoff = window.end - FIRST_SEEN_RETENTION_MS
+        first_seen_state.update({t: ts for t, ts in first_seen.items() if ts >= cutoff})
+        yield key, window.start, window.end, vector, len(frames)
+
+    def clear(self, context):
+        pass
+
+
+class AutoencoderScorer(KeyedProcessFunction):
+    """Scores windows with the camera's approved autoencoder, picking up newly approved versions without a restart.
+
+    Threshold per camera, in keyed state: during warm-up, the model's validated hold-out p99 × `margin`; after
+    `warmup_windows` normal windows, the running `quantile` of the recent normal scores (× margin), never below the
+    validated value."""
+
+    def __init__(self, registry_root: str, warmup_windows: int = 30, quantile: float = 0.99, margin: float = 1.5,
+                 history: int = 500, reload_interval_s: float = 5.0):
+        self.registry_root, self.warmup_windows, self.quantile = registry_root, warmup_windows, quantile
+        self.margin, self.history, self.reload_interval_s = margin, history, reload_interval_s
+
+    def open(self, runtime_context: RuntimeContext):
+        from services.anomaly.registry import Registry
+
+        self.registry = Registry(Path(self.registry_root))
+        self.models: dict[str, tuple[str, object, float]] = {}
+        self.checked_at: dict[str, float] = {}
+        self.scores_state = runtime_context.get_state(ValueStateDescriptor("scores", PICKLED))
+
+    def _model(self, camera_id: str):
+        now = time.monotonic()
+        if now - self.checked_at.get(camera_id, -1e9) >= self.reload_interval_s:
+            self.checked_at[camera_id] = now
+            version = self.registry.approved(camera_id)
+            if version is None:
+                self.models.pop(camera_id, None)
+            elif camera_id not in self.models or self.models[camera_id][0] != version:
+                meta = self.registry.metadata(camera_id, version)
+                self.models[camera_id] = (version, self.registry.load(camera_id, version),
+                                          float(meta["validation"]["holdout_error"]["p99"]))
+        return self.models.get(camera_id)
+
+    def process_element(self, value, ctx):
+        camera_id, start, end, vector, _ = value
+        loaded = self._model(camera_id)
+        if loaded is None:
+            return
+        version, model, validated = loaded
+        state = self.scores_state.value()
+        if state is None or state["version"] != version:
+            state = {"version": version, "scores": []}  # a new model has its own error scale: warm up again
+        (error,), (top,) = model.score(np.asarray(vector)[None, :])
+        floor = validated * self.margin
+        if len(state["scores"]) >= self.warmup_windows:
+            threshold = max(float(np.quantile(state["scores"], self.quantile)) * self.margin, floor)
+        else:
+            threshold = floor
+        if error > threshold:
+            yield dict(event_id=f"{camera_id}:autoencoder:{start}", camera_id=camera_id, kind="autoencoder",
+                       window_start_ms=int(start), window_end_ms=int(end), score=float(error), threshold=float(threshold),
+                       track_ids=[], zone=None, top_cells=list(top), model_version=version, emitted_ts_ms=0)
+        else:
+            state["scores"] = (state["scores"] + [float(error)])[-self.history:]
+        self.scores_state.update(state)
+
+
+def build_pipeline(frames, zones_by_camera: dict[str, list], registry_root: str, window_ms: int = 2000,
+                   rule_config: RuleConfig | None = None, warmup_windows: int = 30):
+    """frames: a DataStream of `(camera_id, FrameObs)` with event-time timestamps and watermarks.
+    Returns a DataStream of AnomalyEvent dicts."""
+    keyed = frames.key_by(lambda value: value[0], key_type=Types.STRING())
+    rule_events = keyed.process(Rules(zones_by_camera, rule_config or RuleConfig()), output_type=PICKLED)
+    windows = (keyed.window(TumblingEventTimeWindows.of(Time.milliseconds(window_ms)))
+               .process(WindowFeatures(), output_type=PICKLED))
+    scored = (windows.key_by(lambda value: value[0], key_type=Types.STRING())
+              .process(AutoencoderScorer(registry_root, warmup_windows=warmup_windows), output_type=PICKLED))
+    return rule_events.union(scored)
+
+
+def encode_event(event: dict):
+    """AnomalyEvent dict → Row(key, Avro value) for the KafkaSink."""
+    from vigil.avro_codec import AvroCodec
+
+    global _ENCODER
+    try:
+        codec = _ENCODER
+    except NameError:
+        codec = _ENCODER = AvroCodec()
+    event = {**event, "emitted_ts_ms": time.time_ns() // 1_000_000}
+    return Row(event["camera_id"].encode(), codec.encode("AnomalyEvent", event))
+
