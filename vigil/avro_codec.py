@@ -94,6 +94,16 @@ class AvroCodec:
         except Exception as exc:  # fastavro raises EOFError, SchemaResolutionError, UnicodeDecodeError, ...
             raise UndecodableMessage(f"corrupt {writer_name} body: {type(exc).__name__}: {exc}") from None
 
+    def record_type(self, data: bytes) -> str:
+        """Short record name ('FrameRef') of an encoded message, from its framing; raises UndecodableMessage."""
+        if data and data[:2] == SINGLE_OBJECT_MARKER and len(data) >= 10:
+            writer = self._writers_by_fingerprint.get(bytes(data[2:10]))
+            if writer is not None:
+                return _record_name(writer.schema).rsplit(".", 1)[-1]
+        elif data and data[:1] == CONFLUENT_MAGIC and self._registry is not None and len(data) >= 5:
+            return _record_name(self._registry_writer(struct.unpack(">I", data[1:5])[0])).rsplit(".", 1)[-1]
+        raise UndecodableMessage("cannot tell the record type of this message")
+
     def _schema_id(self, contract: Contract, topic: str | None) -> int:
         from confluent_kafka.schema_registry import Schema
 

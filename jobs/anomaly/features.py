@@ -18,6 +18,7 @@ GRID = 4
 SPEED_BINS = (0.0, 5.0, 20.0, 60.0, 150.0, math.inf)  # px/s
 HEADINGS = ("E", "NE", "N", "NW", "W", "SW", "S", "SE")
 DWELL_CAP_S = 60.0
+COLD_WINDOWS = 5  # windows after a camera (re)appears whose dwell times are still unknown
 
 
 def feature_names() -> list[str]:
@@ -114,15 +115,17 @@ def window_start(ts_ms: int, window_ms: int) -> int:
 
 def windowed_features(frames, window_ms: int) -> list[tuple[int, int, np.ndarray]]:
     """Offline equivalent of the job's windowing: (start, end, vector) per non-empty window, in time order, with
-    track first-seen times carried across windows."""
+    track first-seen times carried across windows. As in the job, the first COLD_WINDOWS windows (tracks already in
+    view have unknown dwell times) are left out."""
     by_window: dict[int, list[FrameObs]] = {}
     for frame in frames:
         by_window.setdefault(window_start(frame.ts_ms, window_ms), []).append(frame)
     first_seen: dict[int, int] = {}
     result = []
-    for start in sorted(by_window):
+    for index, start in enumerate(sorted(by_window)):
         window = by_window[start]
-        result.append((start, start + window_ms, scene_features(window, first_seen)))
+        if index >= COLD_WINDOWS:
+            result.append((start, start + window_ms, scene_features(window, first_seen)))
         for frame in sorted(window, key=lambda f: f.ts_ms):
             for track in frame.track_id:
                 first_seen.setdefault(int(track), frame.ts_ms)

@@ -20,7 +20,7 @@ from pyflink.datastream.functions import KeyedProcessFunction, ProcessWindowFunc
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.datastream.window import TumblingEventTimeWindows
 
-from jobs.anomaly.features import FEATURES, FrameObs, scene_features
+from jobs.anomaly.features import COLD_WINDOWS, FrameObs, scene_features
 from jobs.anomaly.rules import RuleConfig, RuleEngine, zones_from_config
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
@@ -65,7 +65,9 @@ class Rules(KeyedProcessFunction):
 
 
 class WindowFeatures(ProcessWindowFunction):
-    """Scene feature vector per camera window; track first-seen times persist across windows in per-key state."""
+    """Scene feature vector per camera window; track first-seen times persist across windows in per-key state.
+    The first `COLD_WINDOWS` windows of a camera are marked cold: tracks already in view when the job started have
+    unknown dwell times, so those windows are not scored (training leaves them out the same way)."""
 
     def open(self, runtime_context: RuntimeContext):
         self.first_seen_descriptor = ValueStateDescriptor("first_seen", PICKLED)
@@ -73,15 +75,18 @@ class WindowFeatures(ProcessWindowFunction):
     def process(self, key, context, elements):
         frames = [frame for _, frame in elements]
         first_seen_state = context.global_state().get_state(self.first_seen_descriptor)
-        first_seen = first_seen_state.value() or {}
+        history = first_seen_state.value() or {"first_seen": {}, "windows": 0}
+        first_seen = history["first_seen"]
+        cold = history["windows"] < COLD_WINDOWS
         vector = scene_features(frames, first_seen)
         window = context.window()
         for frame in sorted(frames, key=lambda f: f.ts_ms):
             for track in frame.track_id:
                 first_seen.setdefault(int(track), frame.ts_ms)
         cutoff = window.end - FIRST_SEEN_RETENTION_MS
-        first_seen_state.update({t: ts for t, ts in first_seen.items() if ts >= cutoff})
-        yield key, window.start, window.end, vector, len(frames)
+        first_seen_state.update({"first_seen": {t: ts for t, ts in first_seen.items() if ts >= cutoff},
+                                 "windows": history["windows"] + 1})
+        yield key, window.start, window.end, vector, cold
 
     def clear(self, context):
         pass
@@ -121,9 +126,9 @@ class AutoencoderScorer(KeyedProcessFunction):
         return self.models.get(camera_id)
 
     def process_element(self, value, ctx):
-        camera_id, start, end, vector, _ = value
+        camera_id, start, end, vector, cold = value
         loaded = self._model(camera_id)
-        if loaded is None:
+        if loaded is None or cold:
             return
         version, model, validated = loaded
         state = self.scores_state.value()

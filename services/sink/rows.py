@@ -47,10 +47,20 @@ def dead_letter_row(r: dict) -> list:
             len(r["value"] or b""), ts(r["ts_ms"])]
 
 
-# topic -> (record type, table, columns, row function)
+ANOMALY_COLUMNS = ["event_id", "camera_id", "kind", "window_start", "window_end", "score", "threshold", "track_ids",
+                   "zone", "top_cells", "model_version", "emitted_ts"]
+
+
+def anomaly_row(r: dict) -> list:
+    return [r["event_id"], r["camera_id"], r["kind"], ts(r["window_start_ms"]), ts(r["window_end_ms"]), r["score"],
+            r["threshold"], r["track_ids"], r["zone"], r["top_cells"], r["model_version"], ts(r["emitted_ts_ms"])]
+
+
+# topic -> {record type -> (table, columns, row function)}; events.v1 carries more than one record type.
 ROUTES = {
-    "frames.v1": ("FrameRef", "frames", FRAME_COLUMNS, frame_row),
-    "detections.v1": ("DetectionBatch", "detections", DETECTION_COLUMNS, detection_row),
-    "camera-status.v1": ("CameraStatus", "camera_status", STATUS_COLUMNS, status_row),
-    "deadletter.v1": ("DeadLetter", "dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row),
+    "frames.v1": {"FrameRef": ("frames", FRAME_COLUMNS, frame_row)},
+    "detections.v1": {"DetectionBatch": ("detections", DETECTION_COLUMNS, detection_row)},
+    "camera-status.v1": {"CameraStatus": ("camera_status", STATUS_COLUMNS, status_row)},
+    "deadletter.v1": {"DeadLetter": ("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row)},
+    "events.v1": {"AnomalyEvent": ("anomalies", ANOMALY_COLUMNS, anomaly_row)},
 }

@@ -52,9 +52,14 @@ class Sink:
         self.undecodable_dead_letters = 0
 
     def add(self, message) -> None:
-        record_type, table, _, to_row = self.routes[message.topic()]
+        routes = self.routes[message.topic()]
         try:
-            row = to_row(self.codec.decode(message.value(), expected=record_type))
+            record = self.codec.decode(message.value())
+            record_type = self.codec.record_type(message.value())
+            if record_type not in routes:
+                raise UndecodableMessage(f"expected a {' or '.join(routes)} message on {message.topic()}, got {record_type}")
+            table, _, to_row = routes[record_type]
+            row = to_row(record)
         except (UndecodableMessage, KeyError, TypeError, ValueError) as exc:
             if message.topic() == self.dead_letters.topic:
                 self.undecodable_dead_letters += 1  # never dead-letter a dead letter
@@ -70,7 +75,7 @@ class Sink:
     def flush(self, stop: threading.Event | None = None) -> bool:
         """Insert every buffered row; retries through ClickHouse outages. False if stopped before it succeeded."""
         backoff = 0.5
-        columns = {table: cols for _, table, cols, _ in ROUTES.values()}
+        columns = {table: cols for routes in ROUTES.values() for table, cols, _ in routes.values()}
         for table in list(self.buffer):
             rows = self.buffer[table]
             while rows:

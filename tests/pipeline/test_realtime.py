@@ -86,14 +86,19 @@ def test_killed_sink_restarted_produces_no_duplicates(pipeline_settings):
     sql = "SELECT count() FROM detections FINAL WHERE camera_id = {c:String}"
     with running(settings, sink=False):
         sink = subprocess.Popen([sys.executable, "-m", "services.sink"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        summary = {}
+        # paced at 3x real time (~10 s), so the kill lands while frames are still flowing
+        camera = Camera(id=camera_id, url=str(CAR_VIDEO), fps=5, pace="native", speed=3)
+        ingest = threading.Thread(target=lambda: summary.update(run_ingest([camera], settings, threading.Event())))
+        ingest.start()
         try:
-            summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=5, pace="fast")], settings, threading.Event())
-            published = summary[camera_id]["frames_published"]
             assert wait_for_rows(settings, sql, 20, parameters={"c": camera_id}) >= 20
             sink.send_signal(signal.SIGKILL)  # mid-stream, between inserts and commits
             sink.wait(10)
             partial = connect(settings).query(sql, parameters={"c": camera_id}).result_rows[0][0]
             sink = subprocess.Popen([sys.executable, "-m", "services.sink"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ingest.join(120)
+            published = summary[camera_id]["frames_published"]
             assert wait_for_rows(settings, sql, published, parameters={"c": camera_id}) == published
         finally:
             sink.terminate()
