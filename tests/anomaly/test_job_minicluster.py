@@ -6,54 +6,19 @@ import pytest
 from pyflink.common import Duration, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
 
-from jobs.anomaly.features import FEATURES, FrameObs, windowed_features
+from jobs.anomaly.features import FEATURES, windowed_features
 from pyflink.common import Types
 
 from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections
-from vigil.avro_codec import AvroCodec
+from tests.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
 from services.anomaly.autoencoder import train
 from services.anomaly.registry import Registry
 from vigil.config import Settings
 from vigil.flink_env import make_env
 
-LANE = [{"name": "lane", "kind": "traffic", "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]], "direction": [0, 1]}]
-
-
-def frame(ts_ms, objects):
-    centres = np.array([[o[2], o[3]] for o in objects], dtype=float).reshape(-1, 2)
-    return FrameObs(ts_ms, 768, 432, centres, np.array([o[1] for o in objects], dtype=np.int32),
-                    np.array([o[0] for o in objects], dtype=np.int64))
-
-
-def normal_traffic(start_ms, seconds, first_track):
-    """Cars driving down the lane, one entering every 2 s at 60 px/s, already flowing when the clip starts."""
-    frames = []
-    for i in range(int(seconds * 5)):
-        ts = start_ms + i * 200
-        objects = []
-        for k in range(first_track, first_track + int(seconds / 2) + 5):
-            entered = start_ms + (k - first_track - 4) * 2000
-            y = (ts - entered) / 1000 * 60
-            if entered <= ts and y < 432:
-                objects.append((k, 2, 200 + 100 * (k % 4), y))
-        frames.append(frame(ts, objects))
-    return frames
-
-
 class FrameTime(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp):
         return value[0]
-
-
-def as_detection_batch(f: FrameObs) -> bytes:
-    """Encode a synthetic frame as the DetectionBatch the job reads from Kafka (boxes 40x30 around the centres)."""
-    ref = dict(frame_id=f"cam-a:{f.ts_ms}", camera_id="cam-a", capture_ts_ms=f.ts_ms, sequence=0, width=f.width,
-               height=f.height, encoding="jpeg", uri="file:///x", ingest_ts_ms=f.ts_ms, trace_context={})
-    xyxy = [v for x, y in f.centres for v in (x - 20, y - 15, x + 20, y + 15)]
-    return AvroCodec().encode("DetectionBatch", dict(
-        batch_id=ref["frame_id"], frame=ref, model_name="synthetic", model_version="1", xyxy=[float(v) for v in xyxy],
-        class_id=[int(c) for c in f.class_id], confidence=[0.9] * len(f.class_id), track_id=[int(t) for t in f.track_id],
-        inference_ts_ms=f.ts_ms))
 
 
 def run_job(frames, registry_root, tmp_path):
