@@ -80,10 +80,26 @@ def cmd_demo(args) -> int:
     return run_demo(get_settings(), fps=args.fps, speed=args.speed, console=console)
 
 
+SERVICE_ENTRY_POINTS = {
+    "ingest": "services.ingest.service", "infer": "services.infer.service", "sink": "services.sink.service",
+    "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
+}
+
+
 def cmd_service(args) -> int:
     import importlib
 
-    return importlib.import_module(f"services.{args.command}.service").main(args.rest)
+    return importlib.import_module(SERVICE_ENTRY_POINTS[args.command]).main(args.rest)
+
+
+def cmd_anomaly_approve(args) -> int:
+    from services.anomaly.registry import Registry
+    from services.anomaly.train import AnomalySettings
+
+    registry = Registry(AnomalySettings().registry_root)
+    registry.approve(args.camera, args.version)
+    console.print(f"approved {args.camera} {args.version}; a running anomaly job picks it up within seconds")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,8 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fps", type=float, default=5.0, help="sampling rate per camera")
     demo.add_argument("--speed", type=float, default=2.0, help="playback speed (1 = real time)")
     demo.set_defaults(func=cmd_demo)
+    approve = sub.add_parser("anomaly-approve", help="approve a trained autoencoder version for a camera")
+    approve.add_argument("--camera", required=True)
+    approve.add_argument("--version", required=True)
+    approve.set_defaults(func=cmd_anomaly_approve)
     for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
-                       ("sink", "run the ClickHouse sink")):
+                       ("sink", "run the ClickHouse sink"), ("anomaly-train", "train a camera's autoencoder"),
+                       ("anomaly-job", "run the PyFlink anomaly job")):
         service = sub.add_parser(name, help=text, add_help=False)
         service.add_argument("rest", nargs=argparse.REMAINDER)
         service.set_defaults(func=cmd_service)
