@@ -85,6 +85,7 @@ class CameraWorker:
         backoff = self.settings.reconnect_initial_s
         loop_offset = 0.0
         wall_start: float | None = None
+        self.anchor_ms = now_ms()  # video clock: capture time = anchor + presentation time
         while not stop.is_set():
             try:
                 container = self._open()
@@ -169,7 +170,8 @@ class CameraWorker:
                     delay = wall_start + t / self.camera.speed - time.monotonic()
                     if delay > 0 and stop.wait(delay):
                         return None
-                self.publish_frame(self.camera, self.sequence, now_ms(), frame.to_ndarray(format="bgr24"))
+                capture_ms = now_ms() if self.camera.clock == "wall" else self.anchor_ms + int(t * 1000)
+                self.publish_frame(self.camera, self.sequence, capture_ms, frame.to_ndarray(format="bgr24"))
                 self.sequence += 1
                 self.counters.frames_published += 1
                 self.maybe_report()

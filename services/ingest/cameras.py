@@ -26,6 +26,8 @@ class Camera(BaseModel):
     loop: bool = Field(False, description="Files only: start again at the end.")
     pace: Literal["native", "fast"] = Field("native", description="Files only: real time, or as fast as possible.")
     speed: float = Field(1.0, gt=0, description="Files with pace=native: playback speed factor.")
+    clock: Literal["wall", "video"] = Field("wall", description="Capture time: wall clock at decode (live "
+                                            "cameras), or stream start + presentation time (replays at any pace).")
     zones: list[Zone] = Field(default_factory=list)
 
     @field_validator("url")

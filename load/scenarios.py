@@ -1,0 +1,77 @@
+"""Anomaly scenarios built from the real sample footage, with the injected anomalies' times known.
+
+- stopped: the car video with one frame held for 10 s while two cars are mid-lane (both "stop").
+- wrong_way: the car video with the second pass of cars (frames 180-240) played backwards: the grey car then drives
+  up the down lane and the red car down the up lane.
+- normal: the untouched videos (false alarms are counted on them).
+Zones for the car camera: the left lane runs down the image, the right lane up (read off the footage); the room camera
+is one pedestrian zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+
+VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+CAR_VIDEO, PERSON_VIDEO = VIDEOS / "car-detection.mp4", VIDEOS / "one-by-one-person-detection.mp4"
+CAR_FPS = 12.5
+CAR_ZONES = [
+    {"name": "lane-down", "kind": "traffic", "polygon": [[0, 0], [290, 0], [290, 432], [0, 432]], "direction": [0, 1]},
+    {"name": "lane-up", "kind": "traffic", "polygon": [[290, 0], [620, 0], [620, 432], [290, 432]], "direction": [0, -1]},
+]
+
+# The indoor camera has no traffic lanes: one pedestrian zone over the whole room.
+ROOM_ZONES = [{"name": "room", "kind": "pedestrian", "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]]}]
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path
+    zones: list
+    injected: dict = field(default_factory=dict)  # kind -> list of (start_s, end_s) in clip time
+    seconds: float = 0.0
+
+
+def _frames(path: Path):
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def _write(path: Path, frames, fps: float) -> None:
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(100))
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"qscale": "2"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def build(out_dir: Path) -> list[Scenario]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    car = _frames(CAR_VIDEO)
+    hold_at, hold_s = 200, 10.0
+    stopped = car[:hold_at] + [car[hold_at]] * int(hold_s * CAR_FPS) + car[hold_at:]
+    reverse_from, reverse_to = 180, 240
+    wrong = car[:reverse_from] + car[reverse_from:reverse_to + 1][::-1] + car[reverse_to + 1:]
+    scenarios = [
+        Scenario("stopped", out_dir / "stopped.mp4", CAR_ZONES, {"stopped_vehicle": [(hold_at / CAR_FPS, hold_at / CAR_FPS + hold_s)]}),
+        Scenario("wrong_way", out_dir / "wrong_way.mp4", CAR_ZONES, {"wrong_way": [(reverse_from / CAR_FPS, (reverse_to + 1) / CAR_FPS)]}),
+        Scenario("normal_cars", CAR_VIDEO, CAR_ZONES),
+        Scenario("normal_people", PERSON_VIDEO, ROOM_ZONES),
+    ]
+    _write(scenarios[0].path, stopped, CAR_FPS)
+    _write(scenarios[1].path, wrong, CAR_FPS)
+    for scenario in scenarios:
+        with av.open(str(scenario.path)) as container:
+            stream = container.streams.video[0]
+            scenario.seconds = float(stream.frames / stream.average_rate)
+    return scenarios
