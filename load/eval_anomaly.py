@@ -1,4 +1,4 @@
-"""Anomaly detection measured on real footage: scenarios with injected anomalies (load/scenarios.py) streamed as
+"""Anomaly detection measured on real footage: scenarios with injected anomalies (vigil/scenarios.py) streamed as
 cameras through ingest → infer (Triton) → the PyFlink anomaly job → events.v1, on a private embedded stack.
 
 Reports per anomaly kind: recall (injections caught while they last or within 10 s after), false alarms per
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
 
-from load.scenarios import Scenario, build  # noqa: E402
+from vigil.scenarios import Scenario, build  # noqa: E402
 from vigil.avro_codec import AvroCodec  # noqa: E402
 from vigil.config import REPO_ROOT, Settings  # noqa: E402
 from vigil.kafka_io import make_consumer  # noqa: E402

@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     store.set_defaults(func=cmd_store)
     demo = sub.add_parser("demo", help="run the main job on the sample footage through the embedded stack")
     demo.add_argument("--fps", type=float, default=5.0, help="sampling rate per camera")
-    demo.add_argument("--speed", type=float, default=2.0, help="playback speed (1 = real time)")
+    demo.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = real time; the anomaly rules "
+                      "measure durations in capture time, so other speeds change what they see)")
     demo.set_defaults(func=cmd_demo)
     approve = sub.add_parser("anomaly-approve", help="approve a trained autoencoder version for a camera")
     approve.add_argument("--camera", required=True)

@@ -25,11 +25,7 @@ from vigil.config import REPO_ROOT, Settings
 from vigil.stack import manager
 from vigil.store.client import connect
 
-VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
-DEMO_CAMERAS = [
-    ("car-park", VIDEOS / "car-detection.mp4"),
-    ("room", VIDEOS / "one-by-one-person-detection.mp4"),
-]
+from vigil.scenarios import CAR_ZONES, ROOM_ZONES, VIDEOS, build as build_scenarios
 
 SUMMARY_QUERIES = {
     "frames": "SELECT camera_id, count() AS frames, sum(num_detections) AS detections, "
@@ -46,6 +42,8 @@ SUMMARY_QUERIES = {
                "[dateDiff('millisecond', capture_ts, ingest_ts), dateDiff('millisecond', capture_ts, inference_ts), "
                "dateDiff('millisecond', inference_ts, stored_ts), dateDiff('millisecond', capture_ts, stored_ts)] AS values "
                "FROM detections FINAL) ARRAY JOIN hops AS hop, values AS ms GROUP BY hop ORDER BY hop",
+    "anomalies": "SELECT camera_id, kind, formatDateTime(window_end, '%H:%i:%S') AS at, round(score, 2) AS score, "
+                 "round(threshold, 2) AS threshold, zone, track_ids FROM anomalies FINAL ORDER BY window_end",
     "health": "SELECT camera_id, argMax(state, ts) AS last_state, max(frames_published) AS published, "
               "max(decode_errors) AS decode_errors, max(reconnects) AS reconnects FROM camera_status FINAL GROUP BY camera_id ORDER BY camera_id",
 }
@@ -86,17 +84,25 @@ def _expected_frames(path: Path, fps: float) -> int:
         return int(stream.frames * min(1.0, fps / native)) or 1
 
 
-def run_demo(settings: Settings, fps: float = 5.0, speed: float = 2.0, console: Console | None = None) -> int:
+def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: Console | None = None) -> int:
     console = console or Console()
-    missing = [str(p) for _, p in DEMO_CAMERAS if not p.exists()]
+    missing = [str(p) for p in (VIDEOS / "car-detection.mp4", VIDEOS / "one-by-one-person-detection.mp4") if not p.exists()]
     if missing:
         console.print(f"[red]sample footage missing: {missing}; the repo expects ../shared/data/videos beside it[/red]")
         return 2
     work = settings.data_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
+    scenarios = {s.name: s for s in build_scenarios(work / "clips")}
+    demo_cameras = [  # two normal cameras, and two replays of the car park with an incident cut into the footage
+        ("car-park", scenarios["normal_cars"].path, CAR_ZONES),
+        ("room", scenarios["normal_people"].path, ROOM_ZONES),
+        ("car-park-stopped", scenarios["stopped"].path, CAR_ZONES),
+        ("car-park-wrong-way", scenarios["wrong_way"].path, CAR_ZONES),
+    ]
     cameras_file = work / "cameras.yaml"
     cameras_file.write_text(yaml.safe_dump({"cameras": [
-        {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed} for cam, path in DEMO_CAMERAS]}))
+        {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed, "zones": zones}
+        for cam, path, zones in demo_cameras]}))
     stats = {name: work / f"{name}.json" for name in ("ingest", "infer", "sink")}
     for path in stats.values():
         path.unlink(missing_ok=True)
@@ -114,17 +120,22 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 2.0, console: 
     logs = settings.log_dir
     procs: dict[str, subprocess.Popen] = {}
 
-    def spawn(name: str, args: list[str]) -> None:
+    def spawn(name: str, module: str, args: list[str]) -> None:
         with open(logs / f"{name}.log", "ab") as log:
-            procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}", *args, "--stats-file", str(stats[name])],
-                                           stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+            procs[name] = subprocess.Popen([sys.executable, "-m", module, *args], stdout=log, stderr=subprocess.STDOUT,
+                                           env=env, cwd=REPO_ROOT)
 
     try:
-        spawn("sink", [])
-        spawn("infer", [])
-        spawn("ingest", ["--cameras", str(cameras_file)])
-        expected = {cam: _expected_frames(path, fps) for cam, path in DEMO_CAMERAS}
-        console.rule(f"[bold]Streaming {len(DEMO_CAMERAS)} cameras at {fps:g} fps sampled, {speed:g}x real time")
+        spawn("sink", "services.sink", ["--stats-file", str(stats["sink"])])
+        spawn("infer", "services.infer", ["--stats-file", str(stats["infer"])])
+        spawn("anomaly-job", "jobs.anomaly", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints")])
+        with console.status("starting the PyFlink anomaly job (local MiniCluster, ~20 s) ..."):
+            time.sleep(20)
+        if procs["anomaly-job"].poll() is not None:
+            raise RuntimeError(f"the anomaly job exited; see {logs / 'anomaly-job.log'}")
+        spawn("ingest", "services.ingest", ["--cameras", str(cameras_file), "--stats-file", str(stats["ingest"])])
+        expected = {cam: _expected_frames(path, fps) for cam, path, _ in demo_cameras}
+        console.rule(f"[bold]Streaming {len(demo_cameras)} cameras at {fps:g} fps sampled, {speed:g}x real time")
         with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
             bars = {cam: progress.add_task(f"{cam}: frames published", total=n) for cam, n in expected.items()}
@@ -134,7 +145,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 2.0, console: 
                 for cam, bar in bars.items():
                     progress.update(bar, completed=ingest.get(cam, {}).get("frames_published", 0))
                 progress.update(stored, completed=_read_json(stats["sink"]).get("stored", {}).get("detections", 0))
-                for name in ("sink", "infer"):
+                for name in ("sink", "infer", "anomaly-job"):
                     if procs[name].poll() is not None:
                         raise RuntimeError(f"{name} exited early; see {logs / (name + '.log')}")
                 time.sleep(0.5)
@@ -155,13 +166,22 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 2.0, console: 
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {rows} of {published} frames reached ClickHouse after 180s")
                 time.sleep(0.5)
-        time.sleep(1.0)  # let the last camera-status rows land
+        with console.status("waiting for the anomaly job's events ..."):
+            incidents = ("car-park-stopped", "car-park-wrong-way")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                found = client.query("SELECT uniqExact(camera_id) FROM anomalies FINAL WHERE camera_id IN {c:Array(String)}",
+                                     parameters={"c": list(incidents)}).result_rows[0][0]
+                if found == len(incidents):
+                    break
+                time.sleep(1)
+            time.sleep(1.0)  # let the last camera-status rows land
         console.rule("[bold]What happened")
         console.print(f"{published} frames published by ingest, {rows} detection rows in ClickHouse, "
                       f"{dropped} dropped as stale, {dead} dead-lettered.")
         titles = {"frames": "Frames and detections per camera", "classes": "Detections per class",
                   "tracks": "Tracks", "latency": "Per-hop latency (capture -> Kafka -> ClickHouse)",
-                  "health": "Camera health (camera-status.v1)"}
+                  "anomalies": "Anomaly events (events.v1, from the PyFlink job)", "health": "Camera health (camera-status.v1)"}
         for key, sql in SUMMARY_QUERIES.items():
             _table(console, titles[key], client.query(sql))
         console.rule("[bold]Ask it yourself")
@@ -171,10 +191,10 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 2.0, console: 
         console.print("The results stay in " + str(settings.chdb_path) + ". Query them later with:\n"
                       "  .venv/bin/vigil stack up --only clickhouse && .venv/bin/vigil sql \"SELECT ...\" && .venv/bin/vigil stack down\n"
                       "Tables: frames, detections (one row per frame, boxes as arrays), tracks (view), camera_status, "
-                      "dead_letters, object_classes. Use FINAL for exact counts after replays.")
+                      "anomalies, dead_letters, object_classes. Use FINAL for exact counts after replays.")
         return 0
     finally:
-        for name in ("ingest", "infer", "sink"):
+        for name in ("ingest", "anomaly-job", "infer", "sink"):
             proc = procs.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

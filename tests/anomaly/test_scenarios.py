@@ -5,7 +5,7 @@ the stopped cars and the wrong-way cars are caught, and normal playback stays un
 import pytest
 
 from load.eval_anomaly import run_scenarios, score
-from load.scenarios import build
+from vigil.scenarios import build
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Anomaly scenarios built from the real sample footage, with the injected anomalies' times known.
+"""Anomaly scenarios built from the real sample footage, with the injected anomalies' times known (used by
+`make demo`, load/eval_anomaly.py and the tests).
 
 - stopped: the car video with one frame held for 10 s while two cars are mid-lane (both "stop").
 - wrong_way: the car video with the second pass of cars (frames 180-240) played backwards: the grey car then drives
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import av
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"  # ../shared beside the repo
 CAR_VIDEO, PERSON_VIDEO = VIDEOS / "car-detection.mp4", VIDEOS / "one-by-one-person-detection.mp4"
 CAR_FPS = 12.5
 CAR_ZONES = [
