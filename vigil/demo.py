@@ -7,6 +7,7 @@ row in ClickHouse, prints a summary and example analyst queries, then stops ever
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -29,37 +30,37 @@ from vigil.scenarios import CAR_ZONES, ROOM_ZONES, VIDEOS, build as build_scenar
 
 SUMMARY_QUERIES = {
     "frames": "SELECT camera_id, count() AS frames, sum(num_detections) AS detections, "
-              "countIf(num_detections > 0) AS frames_with_objects FROM detections FINAL GROUP BY camera_id ORDER BY camera_id",
+              "countIf(num_detections > 0) AS frames_with_objects FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)} GROUP BY camera_id ORDER BY camera_id",
     "classes": "SELECT d.camera_id, c.name AS class, count() AS detections FROM "
-               "(SELECT camera_id, cls FROM detections FINAL ARRAY JOIN class_id AS cls) AS d "
+               "(SELECT camera_id, cls FROM detections FINAL ARRAY JOIN class_id AS cls WHERE capture_ts >= {since:DateTime64(3)}) AS d "
                "LEFT JOIN object_classes AS c ON c.class_id = d.cls GROUP BY d.camera_id, class ORDER BY d.camera_id, detections DESC",
     "tracks": "SELECT t.camera_id, c.name AS class, count() AS tracks, round(avg(dateDiff('millisecond', first_seen, last_seen)) / 1000, 1) "
-              "AS mean_seconds_in_view FROM tracks AS t LEFT JOIN object_classes AS c ON c.class_id = t.class_id "
+              "AS mean_seconds_in_view FROM tracks AS t LEFT JOIN object_classes AS c ON c.class_id = t.class_id WHERE t.first_seen >= {since:DateTime64(3)} "
               "GROUP BY t.camera_id, class ORDER BY t.camera_id, tracks DESC",
     "latency": "SELECT hop, round(quantile(0.5)(ms)) AS p50_ms, round(quantile(0.95)(ms)) AS p95_ms FROM ("
                "SELECT ['1 capture -> FrameRef on Kafka', '2 capture -> detections on Kafka', '3 detections -> row in ClickHouse', "
                "'4 capture -> row in ClickHouse'] AS hops, "
                "[dateDiff('millisecond', capture_ts, ingest_ts), dateDiff('millisecond', capture_ts, inference_ts), "
                "dateDiff('millisecond', inference_ts, stored_ts), dateDiff('millisecond', capture_ts, stored_ts)] AS values "
-               "FROM detections FINAL) ARRAY JOIN hops AS hop, values AS ms GROUP BY hop ORDER BY hop",
+               "FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)}) ARRAY JOIN hops AS hop, values AS ms GROUP BY hop ORDER BY hop",
     "anomalies": "SELECT camera_id, kind, formatDateTime(window_end, '%H:%i:%S') AS at, round(score, 2) AS score, "
-                 "round(threshold, 2) AS threshold, zone, track_ids FROM anomalies FINAL ORDER BY window_end",
+                 "round(threshold, 2) AS threshold, zone, track_ids FROM anomalies FINAL WHERE window_end >= {since:DateTime64(3)} ORDER BY window_end",
     "health": "SELECT camera_id, argMax(state, ts) AS last_state, max(frames_published) AS published, "
-              "max(decode_errors) AS decode_errors, max(reconnects) AS reconnects FROM camera_status FINAL GROUP BY camera_id ORDER BY camera_id",
+              "max(decode_errors) AS decode_errors, max(reconnects) AS reconnects FROM camera_status FINAL WHERE ts >= {since:DateTime64(3)} GROUP BY camera_id ORDER BY camera_id",
 }
 
 ANALYST_QUERIES = [
     ("Busiest 10-second intervals per camera (objects in view)",
      "SELECT camera_id, toStartOfInterval(capture_ts, INTERVAL 10 SECOND) AS t, max(num_detections) AS peak_objects, "
-     "round(avg(num_detections), 2) AS mean_objects FROM detections FINAL GROUP BY camera_id, t "
+     "round(avg(num_detections), 2) AS mean_objects FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)} GROUP BY camera_id, t "
      "ORDER BY peak_objects DESC, t LIMIT 5"),
     ("Longest-visible tracks (dwell time)",
      "SELECT camera_id, track_id, class_id, first_seen, round(dateDiff('millisecond', first_seen, last_seen) / 1000, 1) "
-     "AS seconds, detections FROM tracks ORDER BY seconds DESC LIMIT 5"),
+     "AS seconds, detections FROM tracks WHERE first_seen >= {since:DateTime64(3)} ORDER BY seconds DESC LIMIT 5"),
     ("Where do cars enter and leave the car park view (entry/exit box centres, 100 px grid)",
      "SELECT intDiv(toUInt32((entry_box.1 + entry_box.3) / 2), 100) * 100 AS entry_x, "
      "intDiv(toUInt32((exit_box.1 + exit_box.3) / 2), 100) * 100 AS exit_x, count() AS tracks "
-     "FROM tracks WHERE camera_id = 'car-park' AND class_id = 2 GROUP BY entry_x, exit_x ORDER BY tracks DESC"),
+     "FROM tracks WHERE camera_id = 'car-park' AND class_id = 2 AND first_seen >= {since:DateTime64(3)} GROUP BY entry_x, exit_x ORDER BY tracks DESC"),
 ]
 
 
@@ -77,6 +78,10 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _expected_frames(path: Path, fps: float) -> int:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -86,6 +91,8 @@ def _expected_frames(path: Path, fps: float) -> int:
 
 def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: Console | None = None) -> int:
     console = console or Console()
+    # SIGTERM (e.g. from a supervisor) unwinds like Ctrl-C, so everything started below is stopped
+    signal.signal(signal.SIGTERM, _interrupt)
     missing = [str(p) for p in (VIDEOS / "car-detection.mp4", VIDEOS / "one-by-one-person-detection.mp4") if not p.exists()]
     if missing:
         console.print(f"[red]sample footage missing: {missing}; the repo expects ../shared/data/videos beside it[/red]")
@@ -113,7 +120,8 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         console.print(f"  {report.name:<10} {report.action:<16} {report.health.detail if report.health else ''}")
     console.print(f"  stack ready in {time.monotonic() - begin:.1f}s")
     client = connect(settings)
-    baseline = client.query("SELECT count() FROM detections FINAL").result_rows[0][0]
+    since = datetime.datetime.now(datetime.timezone.utc)  # this run's rows only: the store keeps earlier runs
+    window = {"since": since}
 
     env = {**os.environ, "VIGIL_DATA_DIR": str(settings.data_dir), "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "VIGIL_TRITON_URL": settings.triton_url, "VIGIL_CLICKHOUSE_DSN": settings.clickhouse_dsn}
@@ -159,7 +167,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
             while True:
                 dropped = sum(_read_json(stats["infer"]).get("dropped", {}).values())
                 dead = _read_json(stats["infer"]).get("dead_letters", 0)
-                rows = client.query("SELECT count() FROM detections FINAL").result_rows[0][0] - baseline
+                rows = client.query("SELECT count() FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)}", parameters=window).result_rows[0][0]
                 progress.update(stored, completed=rows)
                 if rows >= published - dropped - dead:
                     break
@@ -170,8 +178,8 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
             incidents = ("car-park-stopped", "car-park-wrong-way")
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                found = client.query("SELECT uniqExact(camera_id) FROM anomalies FINAL WHERE camera_id IN {c:Array(String)}",
-                                     parameters={"c": list(incidents)}).result_rows[0][0]
+                found = client.query("SELECT uniqExact(camera_id) FROM anomalies FINAL WHERE camera_id IN {c:Array(String)} AND window_end >= {since:DateTime64(3)}",
+                                     parameters={"c": list(incidents), **window}).result_rows[0][0]
                 if found == len(incidents):
                     break
                 time.sleep(1)
@@ -183,11 +191,12 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                   "tracks": "Tracks", "latency": "Per-hop latency (capture -> Kafka -> ClickHouse)",
                   "anomalies": "Anomaly events (events.v1, from the PyFlink job)", "health": "Camera health (camera-status.v1)"}
         for key, sql in SUMMARY_QUERIES.items():
-            _table(console, titles[key], client.query(sql))
+            _table(console, titles[key], client.query(sql, parameters=window))
         console.rule("[bold]Ask it yourself")
         for title, sql in ANALYST_QUERIES:
-            console.print(f"[bold]{title}[/bold]\n  [cyan]vigil sql \"{sql}\"[/cyan]")
-            _table(console, "", client.query(sql))
+            shown = sql.replace("{since:DateTime64(3)}", f"'{since:%Y-%m-%d %H:%M:%S}'")
+            console.print(f"[bold]{title}[/bold]\n  [cyan]vigil sql \"{shown}\"[/cyan]")
+            _table(console, "", client.query(sql, parameters=window))
         console.print("The results stay in " + str(settings.chdb_path) + ". Query them later with:\n"
                       "  .venv/bin/vigil stack up --only clickhouse && .venv/bin/vigil sql \"SELECT ...\" && .venv/bin/vigil stack down\n"
                       "Tables: frames, detections (one row per frame, boxes as arrays), tracks (view), camera_status, "

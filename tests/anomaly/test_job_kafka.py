@@ -18,7 +18,7 @@ import yaml
 from jobs.anomaly.features import FEATURES, windowed_features
 from services.anomaly.autoencoder import train
 from services.anomaly.registry import Registry
-from tests.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
+from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
 from tests.conftest import running, wait_for_rows
 from vigil.avro_codec import AvroCodec
 from vigil.config import REPO_ROOT

@@ -10,7 +10,7 @@ from jobs.anomaly.features import FEATURES, windowed_features
 from pyflink.common import Types
 
 from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections
-from tests.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
+from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
 from services.anomaly.autoencoder import train
 from services.anomaly.registry import Registry
 from vigil.config import Settings

@@ -9,7 +9,7 @@ import pytest
 from services.anomaly.registry import Registry
 from services.anomaly.train import AnomalySettings, train_camera
 from services.sink.rows import DETECTION_COLUMNS, FRAME_COLUMNS, detection_row, frame_row
-from tests.anomaly.synthetic import as_detection_batch, normal_traffic
+from jobs.anomaly.synthetic import as_detection_batch, normal_traffic
 from vigil.avro_codec import AvroCodec
 from vigil.store.client import connect
 

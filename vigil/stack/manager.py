@@ -52,6 +52,15 @@ def up(settings: Settings, only: list[str] | None = None, log=print) -> list[Par
                 if created:
                     log(f"created topics: {', '.join(created)}")
                 reports[-1].health = part.health()
+            if part.name == "clickhouse":
+                # a store that was already running (or an external server) may predate newer migrations
+                from vigil.store.client import connect
+                from vigil.store.migrate import apply_migrations
+
+                applied = apply_migrations(connect(settings), ttl_days=settings.clickhouse_ttl_days)
+                if applied:
+                    log(f"applied migrations: {', '.join(applied)}")
+                    reports[-1].health = part.health()
         if not only or "flink" in only:
             flink = Flink(settings).health()
             if not flink.ok:

@@ -1,4 +1,4 @@
-"""Synthetic scenes with known anomalies, as DetectionBatch records the anomaly job reads."""
+"""Synthetic scenes with known anomalies, as the DetectionBatch records the anomaly job reads (tests, benchmarks)."""
 
 import numpy as np
 
