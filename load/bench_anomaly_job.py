@@ -126,7 +126,7 @@ def main() -> int:
             step += 1
             poll_until(lambda: False, max(0.0, start + step * 0.2 - time.time()))
         poll_until(lambda: False, 8)
-        live = [(r, e) for r, e in events[before:]]
+        live = [(r, e) for r, e in events[before:] if e["window_end_ms"] >= start * 1000]  # not late throughput-phase windows
         rule_latency = [r - e["window_end_ms"] for r, e in live if e["kind"] != "autoencoder"]
         ae_latency = [r - e["window_end_ms"] for r, e in live if e["kind"] == "autoencoder"]
     finally:

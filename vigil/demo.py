@@ -100,9 +100,9 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
     work = settings.data_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
     scenarios = {s.name: s for s in build_scenarios(work / "clips")}
-    demo_cameras = [  # two normal cameras, and two replays of the car park with an incident cut into the footage
+    demo_cameras = [  # the car park as recorded, and replays with an incident cut into the footage
         ("car-park", scenarios["normal_cars"].path, CAR_ZONES),
-        ("room", scenarios["normal_people"].path, ROOM_ZONES),
+        ("room-crowd", scenarios["crowd"].path, ROOM_ZONES),
         ("car-park-stopped", scenarios["stopped"].path, CAR_ZONES),
         ("car-park-wrong-way", scenarios["wrong_way"].path, CAR_ZONES),
     ]
@@ -175,7 +175,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                     raise RuntimeError(f"only {rows} of {published} frames reached ClickHouse after 180s")
                 time.sleep(0.5)
         with console.status("waiting for the anomaly job's events ..."):
-            incidents = ("car-park-stopped", "car-park-wrong-way")
+            incidents = ("car-park-stopped", "car-park-wrong-way", "room-crowd")
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 found = client.query("SELECT uniqExact(camera_id) FROM anomalies FINAL WHERE camera_id IN {c:Array(String)} AND window_end >= {since:DateTime64(3)}",

@@ -4,6 +4,8 @@
 - stopped: the car video with one frame held for 10 s while two cars are mid-lane (both "stop").
 - wrong_way: the car video with the second pass of cars (frames 180-240) played backwards: the grey car then drives
   up the down lane and the red car down the up lane.
+- crowd: the person video with, from 40 s to 50 s, three more people composited in from other moments of the same
+  footage (pixels that differ from the empty room, shifted sideways so they stand apart): four people in view.
 - normal: the untouched videos (false alarms are counted on them).
 Zones for the car camera: the left lane runs down the image, the right lane up (read off the footage); the room camera
 is one pedestrian zone.
@@ -15,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+import cv2
+import numpy as np
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"  # ../shared beside the repo
 CAR_VIDEO, PERSON_VIDEO = VIDEOS / "car-detection.mp4", VIDEOS / "one-by-one-person-detection.mp4"
-CAR_FPS = 12.5
+CAR_FPS, PERSON_FPS = 12.5, 10.0
 CAR_ZONES = [
     {"name": "lane-down", "kind": "traffic", "polygon": [[0, 0], [290, 0], [290, 432], [0, 432]], "direction": [0, 1]},
     {"name": "lane-up", "kind": "traffic", "polygon": [[290, 0], [620, 0], [620, 432], [290, 432]], "direction": [0, -1]},
@@ -56,6 +60,16 @@ def _write(path: Path, frames, fps: float) -> None:
             container.mux(packet)
 
 
+def _composite(base: np.ndarray, background: np.ndarray, extras: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Paste the foreground (pixels unlike the empty background) of each extra frame, shifted by dx, onto base."""
+    out = base.copy()
+    for frame, dx in extras:
+        diff = np.abs(frame.astype(np.int16) - background.astype(np.int16)).max(2)
+        mask = np.roll(cv2.dilate((diff > 35).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0, dx, axis=1)
+        out[mask] = np.roll(frame, dx, axis=1)[mask]
+    return out
+
+
 def build(out_dir: Path) -> list[Scenario]:
     out_dir.mkdir(parents=True, exist_ok=True)
     car = _frames(CAR_VIDEO)
@@ -63,14 +77,24 @@ def build(out_dir: Path) -> list[Scenario]:
     stopped = car[:hold_at] + [car[hold_at]] * int(hold_s * CAR_FPS) + car[hold_at:]
     reverse_from, reverse_to = 180, 240
     wrong = car[:reverse_from] + car[reverse_from:reverse_to + 1][::-1] + car[reverse_to + 1:]
+    people = _frames(PERSON_VIDEO)
+    background = np.median(np.stack(people[::28]), axis=0).astype(np.uint8)  # people move on: the empty room
+    crowd_from, crowd_to = 40.0, 50.0
+    crowd = [
+        _composite(image, background, [(people[i + 300], -330), (people[i + 700], 200), (people[i - 200], -170)])
+        if crowd_from <= i / PERSON_FPS < crowd_to else image
+        for i, image in enumerate(people)
+    ]
     scenarios = [
         Scenario("stopped", out_dir / "stopped.mp4", CAR_ZONES, {"stopped_vehicle": [(hold_at / CAR_FPS, hold_at / CAR_FPS + hold_s)]}),
         Scenario("wrong_way", out_dir / "wrong_way.mp4", CAR_ZONES, {"wrong_way": [(reverse_from / CAR_FPS, (reverse_to + 1) / CAR_FPS)]}),
+        Scenario("crowd", out_dir / "crowd.mp4", ROOM_ZONES, {"crowding": [(crowd_from, crowd_to)]}),
         Scenario("normal_cars", CAR_VIDEO, CAR_ZONES),
         Scenario("normal_people", PERSON_VIDEO, ROOM_ZONES),
     ]
     _write(scenarios[0].path, stopped, CAR_FPS)
     _write(scenarios[1].path, wrong, CAR_FPS)
+    _write(scenarios[2].path, crowd, PERSON_FPS)
     for scenario in scenarios:
         with av.open(str(scenario.path)) as container:
             stream = container.streams.video[0]

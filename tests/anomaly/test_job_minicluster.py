@@ -32,6 +32,18 @@ def run_job(frames, registry_root, tmp_path):
         return list(results)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _restore_environment():
+    """PyFlink runs in-process Python workers in loopback mode and leaves PYFLINK_GATEWAY_DISABLED and friends in
+    os.environ; child processes started later (the Kafka-connected jobs) would then refuse to start a gateway."""
+    import os
+
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry")

@@ -1,5 +1,5 @@
 """Injected anomalies in the real footage, through the whole pipeline (ingest → Triton → anomaly job on Kafka):
-the stopped cars and the wrong-way cars are caught, and normal playback stays under the stated false-alarm rate
+the stopped cars, the wrong-way cars and the composited crowd are caught, and normal playback stays under the stated false-alarm rate
 (at most 1 rule event on the untouched car and person videos together, ~2.8 min of footage)."""
 
 import pytest
@@ -30,6 +30,10 @@ def test_stopped_vehicle_is_caught(scenario_report):
 
 def test_wrong_way_car_is_caught(scenario_report):
     assert scenario_report["kinds"]["wrong_way"]["recall"] == 1.0, scenario_report
+
+
+def test_crowd_is_caught(scenario_report):
+    assert scenario_report["kinds"]["crowding"]["recall"] == 1.0, scenario_report
 
 
 def test_normal_playback_stays_under_the_false_alarm_rate(scenario_report):
