@@ -7,6 +7,7 @@ windows, and write a versioned artifact to the registry (optionally approving it
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -48,7 +49,10 @@ def load_frames(settings: Settings, camera_id: str, since: str, until: str) -> l
 def train_camera(settings: AnomalySettings, camera_id: str, since: str, until: str, holdout: float = 0.2,
                  epochs: int = 300, approve: bool = False) -> dict:
     frames = load_frames(settings, camera_id, since, until)
-    windows = windowed_features(frames, settings.anomaly_window_ms)
+    since_ms, until_ms = (int(datetime.datetime.fromisoformat(t).replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+                          for t in (since, until))
+    # only windows wholly inside the period: a window cut by its edges holds a fraction of the traffic
+    windows = [w for w in windowed_features(frames, settings.anomaly_window_ms) if w[0] >= since_ms and w[1] <= until_ms]
     if len(windows) < 20:
         raise ValueError(f"camera {camera_id}: only {len(windows)} windows of detections between {since} and {until}; "
                          "need at least 20 (widen the period)")

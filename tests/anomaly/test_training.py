@@ -17,7 +17,7 @@ from vigil.store.client import connect
 def test_train_from_clickhouse_validate_version_and_approve(stack, tmp_path):
     settings = AnomalySettings(**{**stack.model_dump(), "anomaly_registry": tmp_path / "registry"})
     camera = "train-cam"
-    t0 = (int(datetime.datetime.now().timestamp()) - 3600) * 1000  # inside the tables' TTL
+    t0 = (int(datetime.datetime.now().timestamp()) - 3600) // 2 * 2000  # inside the tables' TTL, on a window boundary
     codec = AvroCodec()
     records = [codec.decode(as_detection_batch(f, camera)) for f in normal_traffic(t0, 180, 1)]
     client = connect(settings)
@@ -28,7 +28,7 @@ def test_train_from_clickhouse_validate_version_and_approve(stack, tmp_path):
 
     result = train_camera(settings, camera, since, until, epochs=200, approve=True)
     validation = result["validation"]
-    assert result["version"] == "v1" and result["approved"] and validation["passed"]
+    assert result["version"] == "v1" and result["approved"] and validation["passed"], validation
     assert validation["train_windows"] + validation["holdout_windows"] == 90 - 5, "2 s windows minus the cold ones"
     registry = Registry(settings.registry_root)
     assert registry.approved(camera) == "v1"
