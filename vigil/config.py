@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     # Flink
     flink_lib_dir: Path = Field(REPO_ROOT / ".deps" / "flink", description="Folder holding the Kafka connector jars.")
     flink_parallelism: int = 1
+    flink_bundle_time_ms: int = Field(100, ge=1, description="Python bundle time: lower = lower latency.")
 
     # Frame store (written by ingest, read by inference)
     frame_store: str = Field("", description="Frame store URI; empty = <data_dir>/frames.")
