@@ -27,6 +27,7 @@ from vigil.config import Settings
 from vigil.deadletter import DeadLetters
 from vigil.framestore import FrameNotFound, open_frame_store
 from vigil.kafka_io import make_consumer, make_producer
+from vigil.statsfile import write_stats
 from vigil.telemetry import context_from, tracer
 
 log = logging.getLogger("vigil.infer")
@@ -162,9 +163,7 @@ class InferService:
         stats = {"processed": self.processed, "batches": self.batches, "dropped": dict(self.dropped),
                  "dead_letters": self.dead_letters.count}
         if stats_file:
-            tmp = stats_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(stats))
-            tmp.replace(stats_file)
+            write_stats(stats_file, stats)
         else:
             log.info("infer: %s", json.dumps(stats))
 

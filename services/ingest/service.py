@@ -16,6 +16,7 @@ from services.ingest.settings import IngestSettings
 from vigil.avro_codec import AvroCodec
 from vigil.framestore import open_frame_store
 from vigil.kafka_io import make_producer
+from vigil.statsfile import write_stats
 from vigil.telemetry import current_trace_context, tracer
 
 log = logging.getLogger("vigil.ingest")
@@ -104,9 +105,7 @@ def _write_stats(path: Path, workers: list[CameraWorker]) -> None:
     data = {w.camera.id: {"state": w.counters.state, "frames_published": w.counters.frames_published,
                           "decode_errors": w.counters.decode_errors, "reconnects": w.counters.reconnects}
             for w in workers}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+    write_stats(path, data)
 
 
 def main(argv: list[str] | None = None) -> int:

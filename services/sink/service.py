@@ -9,7 +9,6 @@ to the dead-letter topic (except on the dead-letter topic itself, where they are
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import threading
@@ -24,6 +23,7 @@ from vigil.avro_codec import AvroCodec, UndecodableMessage
 from vigil.config import Settings
 from vigil.deadletter import DEADLETTER_TOPIC, DeadLetters
 from vigil.kafka_io import make_consumer, make_producer
+from vigil.statsfile import write_stats
 from vigil.store.client import connect
 
 log = logging.getLogger("vigil.sink")
@@ -120,9 +120,7 @@ class Sink:
             log.info("sink stored %s, dead letters %d", dict(self.stored), self.dead_letters.count)
 
     def _write_stats(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stored": dict(self.stored), "dead_letters": self.dead_letters.count}))
-        tmp.replace(path)
+        write_stats(path, {"stored": dict(self.stored), "dead_letters": self.dead_letters.count})
 
 
 def main(argv: list[str] | None = None) -> int:
