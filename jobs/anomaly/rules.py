@@ -1,4 +1,5 @@
-"""Known anomalies from tracks and the camera's zones: stopped vehicle, wrong-way movement, loitering, crowding.
+"""Known anomalies from tracks and the camera's zones: stopped vehicle, wrong-way movement, loitering, crowding,
+object left behind.
 
 A `RuleEngine` holds one camera's track histories and is fed frames in event-time order; each rule fires at most once
 per track (crowding at most once per cool-down bucket), with a deterministic event id so replays de-duplicate.
@@ -28,6 +29,9 @@ class RuleConfig:
     loiter_seconds: float = 30.0
     crowd_persons: int = 4
     crowd_cooldown_seconds: float = 30.0
+    left_seconds: float = 10.0  # an object that split off another track and stayed put this long, owner gone
+    left_px: float = 10.0
+    left_owner_radius: float = 120.0
     history_seconds: float = 20.0
 
 
@@ -68,6 +72,8 @@ class TrackHistory:
     points: deque = field(default_factory=deque)  # (ts_ms, x, y)
     fired: set = field(default_factory=set)
     wrong_since_ms: int | None = None
+    born_near: int | None = None  # the track it appeared next to, if any (a dropped object)
+    owner_moved_on: bool = False  # that track was still seen a second later: they coexisted, not a re-identified track
 
 
 class RuleEngine:
@@ -86,11 +92,17 @@ class RuleEngine:
         for (x, y), class_id, track_id in zip(frame.centres, frame.class_id, frame.track_id):
             if track_id < 0:
                 continue
-            track = self.tracks.setdefault(int(track_id), TrackHistory(int(class_id), now))
+            if int(track_id) not in self.tracks:
+                self.tracks[int(track_id)] = TrackHistory(int(class_id), now, born_near=self._nearest(x, y, now))
+            track = self.tracks[int(track_id)]
             track.points.append((now, float(x), float(y)))
             while track.points and now - track.points[0][0] > cfg.history_seconds * 1000:
                 track.points.popleft()
             events += self._track_rules(int(track_id), track, now)
+        seen_now = {int(t) for t in frame.track_id if t >= 0}
+        for track in self.tracks.values():
+            if track.born_near in seen_now and now - track.first_seen_ms >= 1000:
+                track.owner_moved_on = True
         persons = int((frame.class_id == PERSON).sum())
         bucket = int(now // (cfg.crowd_cooldown_seconds * 1000))
         if persons >= cfg.crowd_persons and bucket not in self.crowd_buckets:
@@ -101,6 +113,16 @@ class RuleEngine:
         for track_id in [t for t, h in self.tracks.items() if now - h.points[-1][0] > cfg.history_seconds * 1000]:
             del self.tracks[track_id]
         return events
+
+    def _nearest(self, x: float, y: float, now: int, exclude: int | None = None) -> int | None:
+        """A track seen in the last second within left_owner_radius of (x, y), if any."""
+        for other_id, other in self.tracks.items():
+            if other_id == exclude or now - other.points[-1][0] > 1000:
+                continue
+            _, ox, oy = other.points[-1]
+            if math.hypot(ox - x, oy - y) <= self.config.left_owner_radius:
+                return other_id
+        return None
 
     def _track_rules(self, track_id: int, track: TrackHistory, now: int) -> list[dict]:
         cfg, events = self.config, []
@@ -137,6 +159,16 @@ class RuleEngine:
                 track.fired.add("loitering")
                 events.append(self._event("loitering", track.first_seen_ms, now, dwell, cfg.loiter_seconds, [track_id],
                                           zone.name, f"{self.camera_id}:loitering:{track_id}"))
+        if track.owner_moved_on and "object_left" not in track.fired and track.class_id != CAR:
+            window = [p for p in track.points if now - p[0] <= cfg.left_seconds * 1000]
+            if (now - track.first_seen_ms) / 1000 >= cfg.left_seconds and window and now - window[0][0] >= 0.8 * cfg.left_seconds * 1000:
+                spread = max(math.hypot(px - x, py - y) for _, px, py in window)
+                if spread < cfg.left_px and self._nearest(x, y, now, exclude=track_id) is None:
+                    track.fired.add("object_left")
+                    zone = self._zone_at(x, y, ("pedestrian", "restricted", "traffic"))
+                    events.append(self._event("object_left", track.first_seen_ms, now, (now - track.first_seen_ms) / 1000,
+                                              cfg.left_seconds, [track_id, track.born_near], zone.name if zone else None,
+                                              f"{self.camera_id}:object_left:{track_id}"))
         return events
 
     def _event(self, kind, start_ms, end_ms, score, threshold, track_ids, zone, event_id) -> dict:

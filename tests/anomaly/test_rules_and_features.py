@@ -64,3 +64,26 @@ def test_features_describe_the_scene():
     assert named["speed:60-150"] == 1.0, "125 px/s"
     windows = windowed_features(frames, 200)
     assert [start for start, _, _ in windows] == [1000, 1200, 1400, 1600, 1800], "cold windows are left out"
+
+
+def test_object_left_behind_by_a_person_who_walks_away():
+    engine = RuleEngine("cam", zones_from_config(TABLE), RuleConfig(left_seconds=8, loiter_seconds=60))
+    walk_in = [frame(i * 200, [(1, 0, 100 + 15 * i, 300)]) for i in range(15)]  # reaches x=310
+    drop = [frame(3000 + i * 200, [(1, 0, 310 + 20 * i, 300), (2, 0, 320, 330)]) for i in range(15)]  # leaves, bag stays
+    alone = [frame(6000 + i * 200, [(2, 0, 320 + (i % 2), 330)]) for i in range(40)]
+    events = run(engine, walk_in + drop + alone)
+    assert [(e["kind"], e["track_ids"]) for e in events] == [("object_left", [2, 1])]
+
+
+def test_a_person_standing_alone_is_not_a_left_object():
+    engine = RuleEngine("cam", zones_from_config(TABLE), RuleConfig(left_seconds=8, loiter_seconds=60))
+    standing = [frame(i * 200, [(5, 0, 400 + (i % 2), 200)]) for i in range(80)]
+    assert run(engine, standing) == []
+
+
+def test_a_track_that_restarts_in_place_is_not_a_left_object():
+    """The tracker losing a standing person and starting a new id on the same spot is not an object split off."""
+    engine = RuleEngine("cam", zones_from_config(TABLE), RuleConfig(left_seconds=8, loiter_seconds=60))
+    first = [frame(i * 200, [(1, 0, 400, 200)]) for i in range(10)]
+    second = [frame(2000 + i * 200, [(2, 0, 401, 200)]) for i in range(70)]
+    assert run(engine, first + second) == []
