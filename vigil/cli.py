@@ -83,6 +83,7 @@ def cmd_demo(args) -> int:
 SERVICE_ENTRY_POINTS = {
     "ingest": "services.ingest.service", "infer": "services.infer.service", "sink": "services.sink.service",
     "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
+    "reid-job": "jobs.reid.__main__", "reid-train": "services.reid.train", "reid-api": "services.reid.api",
 }
 
 
@@ -127,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     approve.set_defaults(func=cmd_anomaly_approve)
     for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
                        ("sink", "run the ClickHouse sink"), ("anomaly-train", "train a camera's autoencoder"),
-                       ("anomaly-job", "run the PyFlink anomaly job")):
+                       ("anomaly-job", "run the PyFlink anomaly job"), ("reid-job", "run the PyFlink re-ID job"),
+                       ("reid-train", "train the learned re-ID embedder on stored tracks"),
+                       ("reid-api", "serve the re-ID search API (FastAPI)")):
         service = sub.add_parser(name, help=text, add_help=False)
         service.add_argument("rest", nargs=argparse.REMAINDER)
         service.set_defaults(func=cmd_service)

@@ -38,6 +38,43 @@ def make_env(settings: Settings, checkpoint_dir: Path | None = None, checkpoint_
     return env
 
 
+def latest_checkpoint(checkpoint_dir: Path) -> str | None:
+    """Newest completed checkpoint (a chk-N folder with _metadata) under any job id in checkpoint_dir."""
+    done = [p for p in Path(checkpoint_dir).glob("*/chk-*") if (p / "_metadata").exists()]
+    if not done:
+        return None
+    return max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1]))).resolve().as_uri()
+
+
+def restore_path(checkpoint_dir: Path, restore: str) -> str | None:
+    """`--restore` semantics shared by the jobs: 'latest', 'none' or an explicit checkpoint/savepoint URI."""
+    if restore == "latest":
+        return latest_checkpoint(checkpoint_dir)
+    return None if restore == "none" else restore
+
+
+def dead_letter_route(decoded, settings: Settings, source_topic: str, service: str) -> None:
+    """Send the undecodable branch of a decoded stream — `(None, reason, raw bytes)` tuples — to deadletter.v1."""
+    from pyflink.common import Types
+
+    bytes_type = Types.PRIMITIVE_ARRAY(Types.BYTE())
+
+    def to_row(value):
+        import time
+
+        from pyflink.common import Row
+
+        from vigil.avro_codec import AvroCodec
+
+        _, reason, raw = value
+        record = dict(source_topic=source_topic, source_partition=-1, source_offset=-1, service=service,
+                      reason=reason, key=None, value=raw, ts_ms=time.time_ns() // 1_000_000)
+        return Row(service.encode(), AvroCodec().encode("DeadLetter", record))
+
+    decoded.filter(lambda value: value[0] is None).map(to_row, output_type=Types.ROW([bytes_type, bytes_type])) \
+        .sink_to(kafka_sink(settings, settings.topic("deadletter.v1")))
+
+
 def kafka_source(settings: Settings, topics: list[str], group_id: str, from_committed: bool = True):
     """Raw-bytes KafkaSource. Records carry the Kafka record timestamp, which event-time watermarks use directly.
 

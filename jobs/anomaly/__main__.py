@@ -9,32 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from pyflink.common import Duration, Row, Types, WatermarkStrategy
+from pyflink.common import Duration, Types, WatermarkStrategy
 
 from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections, encode_event
 from jobs.anomaly.rules import RuleConfig
 from services.anomaly.train import AnomalySettings
-from vigil.flink_env import kafka_sink, kafka_source, make_env
-
-
-def latest_checkpoint(checkpoint_dir: Path) -> str | None:
-    """Newest completed checkpoint (a chk-N folder with _metadata) under any job id in checkpoint_dir."""
-    done = [p for p in Path(checkpoint_dir).glob("*/chk-*") if (p / "_metadata").exists()]
-    if not done:
-        return None
-    return max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1]))).resolve().as_uri()
-
-
-def dead_letter_row(value) -> Row:
-    from vigil.avro_codec import AvroCodec
-
-    _, reason, raw = value
-    record = dict(source_topic="detections.v1", source_partition=-1, source_offset=-1, service="anomaly-job",
-                  reason=reason, key=None, value=raw, ts_ms=time.time_ns() // 1_000_000)
-    return Row(b"anomaly-job", AvroCodec().encode("DeadLetter", record))
+from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,15 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         from services.ingest.cameras import load_cameras
 
         zones = {c.id: [z.model_dump() for z in c.zones] for c in load_cameras(args.cameras).cameras}
-    restore = latest_checkpoint(args.checkpoint_dir) if args.restore == "latest" else (None if args.restore == "none" else args.restore)
+    restore = restore_path(args.checkpoint_dir, args.restore)
     print(f"restoring from {restore}" if restore else "starting without restored state", flush=True)
     env = make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
     watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(1500)).with_idleness(Duration.of_seconds(5))
     raw = env.from_source(kafka_source(settings, [settings.topic("detections.v1")], args.group), watermarks, "detections.v1")
     decoded = raw.map(decode_detections, output_type=PICKLED)
     frames = decoded.filter(lambda value: value[0] is not None)
-    decoded.filter(lambda value: value[0] is None).map(dead_letter_row, output_type=Types.ROW([BYTES, BYTES])) \
-        .sink_to(kafka_sink(settings, settings.topic("deadletter.v1")))
+    dead_letter_route(decoded, settings, settings.topic("detections.v1"), "anomaly-job")
     events = build_pipeline(frames, zones, str(settings.registry_root), settings.anomaly_window_ms, RuleConfig())
     events.map(encode_event, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, settings.topic("events.v1")))
     env.execute("vigil-anomaly")

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from services.infer.detector import TritonDetector
+from services.infer.summaries import TrackSummaries, TritonEmbedder
 from services.infer.tracker import ByteTracker, TrackerConfig
 from vigil.avro_codec import AvroCodec, UndecodableMessage
 from vigil.config import Settings
@@ -43,6 +44,12 @@ class InferSettings(Settings):
     track_low_score: float = 0.1
     track_min_hits: int = 2
     track_max_misses: int = 10
+    reid_model: str = Field("reid_color", description="Triton embedder for track summaries on tracks.v1: reid_color, "
+                            "reid_learned, or '' for none (summaries then carry no embedding).")
+    reid_embed_every: int = Field(2, ge=1, description="Embed every n-th detection of a track.")
+    reid_max_samples: int = Field(32, ge=1, description="Most embeddings kept per track for its robust mean.")
+    track_summary_interval_ms: int = Field(30_000, ge=1000, description="Periodic summary of a live track (capture time).")
+    track_idle_ms: int = Field(5_000, ge=100, description="A camera silent this long (wall time) has all its tracks ended.")
 
 
 def now_ms() -> int:
@@ -63,6 +70,12 @@ class InferService:
         # Ids are unique across restarts: each session starts from its own block of 10^5 ids.
         self._id_base = (int(time.time()) % 100_000_000) * 100_000 + 1
         self.trackers: dict[str, ByteTracker] = defaultdict(lambda: ByteTracker(self.tracker_config, self._id_base))
+        self.tracks_topic = settings.topic("tracks.v1")
+        self.embedder = TritonEmbedder(settings.triton_url, settings.reid_model) if settings.reid_model else None
+        self.summaries = TrackSummaries(settings.reid_embed_every, settings.reid_max_samples,
+                                        settings.track_summary_interval_ms)
+        self.last_frame_wall: dict[str, float] = {}
+        self.summaries_published = 0
         self.processed = 0
         self.dropped: Counter = Counter()
         self.batches = 0
@@ -98,18 +111,70 @@ class InferService:
         detections = self._detect_with_retry(frames, stop)
         if detections is None:
             return None
-        for (frame, _), dets in zip(frames, detections):
+        ended: list[tuple[str, list[int]]] = []
+        for (frame, rgb), dets in zip(frames, detections):
             with self._tracer.start_as_current_span("infer.frame", context=context_from(frame["trace_context"]),
                                                     attributes={"camera.id": frame["camera_id"]}):
-                tracked = self.trackers[frame["camera_id"]].update(dets)
+                tracker = self.trackers[frame["camera_id"]]
+                tracked = tracker.update(dets)
+                self.summaries.observe(frame["camera_id"], frame["capture_ts_ms"], tracked, rgb)
+                ended.append((frame["camera_id"], tracker.ended))
+                self.last_frame_wall[frame["camera_id"]] = time.monotonic()
                 record = dict(batch_id=frame["frame_id"], frame=frame, model_name=self.detector.model_name,
                               model_version=str(self.detector.model_version), inference_ts_ms=now_ms(),
                               **tracked.to_record_fields())
                 self.producer.produce(self.detections_topic, key=frame["camera_id"].encode(), timestamp=frame["capture_ts_ms"],
                                       value=self.codec.encode("DetectionBatch", record, self.detections_topic))
+        if not self._embed_pending(stop):
+            return None
+        for camera_id, track_ids in ended:
+            self._publish_summaries(self.summaries.end(camera_id, track_ids), final=True)
+        for camera_id in {frame["camera_id"] for frame, _ in frames}:
+            latest = max(frame["capture_ts_ms"] for frame, _ in frames if frame["camera_id"] == camera_id)
+            self._publish_summaries(self.summaries.due(camera_id, latest), final=False)
         self.processed += len(frames)
         self.batches += 1
         return len(frames)
+
+    # --- track summaries (tracks.v1) -----------------------------------------------------------------------------
+    def _embed_pending(self, stop) -> bool:
+        crops = self.summaries.pending_crops()
+        if crops is None or self.embedder is None:
+            self.summaries.drop_pending()
+            return True
+        backoff = 0.5
+        while True:
+            try:
+                self.summaries.add_embeddings(self.embedder.embed(crops))
+                return True
+            except Exception as exc:  # Triton outage: retry like detection does
+                log.error("embedder call failed (%s); retrying in %.1fs", str(exc).splitlines()[0], backoff)
+                if (stop.wait(backoff) if stop is not None else time.sleep(backoff)):
+                    return False
+                backoff = min(backoff * 2, 10.0)
+
+    def _publish_summaries(self, states, final: bool) -> None:
+        for state in states:
+            crop_uri = None
+            if state.best_crop is not None:
+                ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(state.best_crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+                if ok:
+                    crop_uri = self.store.put(state.camera_id, state.track_id, state.last_seen_ms, jpeg.tobytes(), "track.jpg")
+            record = self.summaries.record(state, final, self.embedder.name if self.embedder else "", crop_uri, now_ms())
+            self.producer.produce(self.tracks_topic, key=state.camera_id.encode(), timestamp=state.last_seen_ms,
+                                  value=self.codec.encode("TrackSummary", record, self.tracks_topic))
+            self.summaries_published += 1
+
+    def end_idle_tracks(self, idle_ms: int | None = None) -> int:
+        """End the tracks of cameras that sent nothing for `idle_ms` (wall time): a stream that stopped or ended
+        leaves no track open forever. Returns how many summaries were published."""
+        idle_ms = self.settings.track_idle_ms if idle_ms is None else idle_ms
+        before, now = self.summaries_published, time.monotonic()
+        for camera_id, seen in list(self.last_frame_wall.items()):
+            if (now - seen) * 1000 >= idle_ms:
+                self._publish_summaries(self.summaries.end(camera_id, self.trackers[camera_id].end_all()), final=True)
+                del self.last_frame_wall[camera_id]
+        return self.summaries_published - before
 
     def _detect_with_retry(self, frames, stop):
         """Group frames by size (one tensor per request), keep the order, retry through Triton outages."""
@@ -142,6 +207,8 @@ class InferService:
             while not stop.is_set():
                 messages = consumer.consume(self.settings.max_batch, self.settings.max_wait_ms / 1000)
                 if not messages:
+                    if self.end_idle_tracks():
+                        self.producer.flush(30)
                     continue
                 if self.process(messages, stop) is None:
                     break  # stopped mid-batch: offsets stay uncommitted and the batch is redone on restart
@@ -155,13 +222,15 @@ class InferService:
                     self._report(None)
                     last_log = time.monotonic()
         finally:
+            self.end_idle_tracks(idle_ms=0)  # the service stops: every open track ends here
             self.producer.flush(10)
             consumer.close()
             self._report(stats_file)
 
     def _report(self, stats_file: Path | None) -> None:
         stats = {"processed": self.processed, "batches": self.batches, "dropped": dict(self.dropped),
-                 "dead_letters": self.dead_letters.count}
+                 "dead_letters": self.dead_letters.count, "track_summaries": self.summaries_published,
+                 "open_tracks": len(self.summaries.tracks)}
         if stats_file:
             write_stats(stats_file, stats)
         else:

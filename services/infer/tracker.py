@@ -80,10 +80,12 @@ class ByteTracker:
         self.config = config or TrackerConfig()
         self.tracks: list[Track] = []
         self._ids = count(first_id)
+        self.ended: list[int] = []  # confirmed track ids dropped by the latest update()
 
     def update(self, detections: Detections) -> Detections:
         """Associate one frame's detections; returns them with `tracker_id` filled (-1 for unconfirmed)."""
         cfg = self.config
+        self.ended = []
         for track in self.tracks:
             track.kalman.predict()
         ids = np.full(len(detections), -1, dtype=np.int64)
@@ -115,6 +117,8 @@ class ByteTracker:
             if index not in matched_tracks:
                 track.misses += 1
                 if track.track_id < 0 or track.misses > cfg.max_misses:
+                    if track.track_id >= 0:
+                        self.ended.append(track.track_id)
                     continue  # tentative tracks die on their first miss; confirmed ones after max_misses
             survivors.append(track)
         for det_index in new_high:
@@ -122,6 +126,12 @@ class ByteTracker:
             survivors.append(Track(BoxKalman(detections.xyxy[det_index]), cls, class_votes={cls: 1}))
         self.tracks = survivors
         return Detections(detections.xyxy, detections.confidence, detections.class_id, ids)
+
+    def end_all(self) -> list[int]:
+        """End every track (the camera went quiet); returns the confirmed ids that ended."""
+        ended = [t.track_id for t in self.tracks if t.track_id >= 0]
+        self.tracks = []
+        return ended
 
     def _associate(self, track_indices, det_indices, detections, min_iou):
         """Hungarian assignment on 1 - IoU; returns (pairs, unmatched tracks, unmatched detections)."""

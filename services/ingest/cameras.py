@@ -29,6 +29,7 @@ class Camera(BaseModel):
     clock: Literal["wall", "video"] = Field("wall", description="Capture time: wall clock at decode (live "
                                             "cameras), or stream start + presentation time (replays at any pace).")
     zones: list[Zone] = Field(default_factory=list)
+    site: str = Field("default", description="Cameras of one site are matched against each other by the re-ID job.")
 
     @field_validator("url")
     @classmethod
@@ -49,8 +50,28 @@ class Camera(BaseModel):
         return parsed.path if parsed.scheme == "file" else self.url
 
 
+class CameraLink(BaseModel):
+    """Objects can go from one camera's view to another's, taking between min and max transit seconds (from leaving
+    `from_camera` to entering `to_camera`; negative when the views overlap)."""
+
+    from_camera: str
+    to_camera: str
+    min_transit_s: float = 0.0
+    max_transit_s: float = Field(gt=0)
+    bidirectional: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_transit_s > self.max_transit_s:
+            raise ValueError(f"min_transit_s ({self.min_transit_s}) is above max_transit_s ({self.max_transit_s})")
+        if self.from_camera == self.to_camera:
+            raise ValueError(f"a link joins two different cameras, not {self.from_camera!r} to itself")
+        return self
+
+
 class CameraConfig(BaseModel):
     cameras: list[Camera] = Field(min_length=1)
+    links: list[CameraLink] = Field(default_factory=list, description="Camera topology for re-identification.")
 
     @model_validator(mode="after")
     def _unique_ids(self):
@@ -58,7 +79,19 @@ class CameraConfig(BaseModel):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"camera ids must be unique; repeated: {duplicates}")
+        sites = {c.id: c.site for c in self.cameras}
+        for link in self.links:
+            unknown = [c for c in (link.from_camera, link.to_camera) if c not in sites]
+            if unknown:
+                raise ValueError(f"link {link.from_camera} -> {link.to_camera} names unknown cameras {unknown}")
+            if sites[link.from_camera] != sites[link.to_camera]:
+                raise ValueError(f"link {link.from_camera} -> {link.to_camera} joins two sites; links stay inside one")
         return self
+
+    def topology(self):
+        from jobs.reid.matching import Topology
+
+        return Topology.from_config([link.model_dump() for link in self.links], {c.id: c.site for c in self.cameras})
 
 
 class CameraConfigError(ValueError):

@@ -56,11 +56,34 @@ def anomaly_row(r: dict) -> list:
             r["threshold"], r["track_ids"], r["zone"], r["top_cells"], r["model_version"], ts(r["emitted_ts_ms"])]
 
 
+TRACK_SUMMARY_COLUMNS = ["camera_id", "track_id", "sequence", "final", "class_id", "first_seen", "last_seen",
+                         "detections", "entry_x", "entry_y", "exit_x", "exit_y", "embedding", "embedding_samples",
+                         "embedder", "best_crop_uri", "emitted_ts"]
+
+
+def track_summary_row(r: dict) -> list:
+    return [r["camera_id"], r["track_id"], r["sequence"], r["final"], r["class_id"], ts(r["first_seen_ms"]),
+            ts(r["last_seen_ms"]), r["detections"], *r["entry_xy"][:2], *r["exit_xy"][:2], r["embedding"],
+            r["embedding_samples"], r["embedder"], r["best_crop_uri"], ts(r["emitted_ts_ms"])]
+
+
+REID_MATCH_COLUMNS = ["match_id", "global_id", "class_id", "from_camera_id", "from_track_id", "from_last_seen",
+                      "to_camera_id", "to_track_id", "to_first_seen", "similarity", "embedder", "emitted_ts"]
+
+
+def reid_match_row(r: dict) -> list:
+    return [r["match_id"], r["global_id"], r["class_id"], r["from_camera_id"], r["from_track_id"],
+            ts(r["from_last_seen_ms"]), r["to_camera_id"], r["to_track_id"], ts(r["to_first_seen_ms"]),
+            r["similarity"], r["embedder"], ts(r["emitted_ts_ms"])]
+
+
 # topic -> {record type -> (table, columns, row function)}; events.v1 carries more than one record type.
 ROUTES = {
     "frames.v1": {"FrameRef": ("frames", FRAME_COLUMNS, frame_row)},
     "detections.v1": {"DetectionBatch": ("detections", DETECTION_COLUMNS, detection_row)},
     "camera-status.v1": {"CameraStatus": ("camera_status", STATUS_COLUMNS, status_row)},
     "deadletter.v1": {"DeadLetter": ("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row)},
-    "events.v1": {"AnomalyEvent": ("anomalies", ANOMALY_COLUMNS, anomaly_row)},
+    "tracks.v1": {"TrackSummary": ("track_summaries", TRACK_SUMMARY_COLUMNS, track_summary_row)},
+    "events.v1": {"AnomalyEvent": ("anomalies", ANOMALY_COLUMNS, anomaly_row),
+                  "ReidMatch": ("reid_matches", REID_MATCH_COLUMNS, reid_match_row)},
 }

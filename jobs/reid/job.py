@@ -1,0 +1,86 @@
+"""The re-identification job (PyFlink DataStream): `tracks.v1` → keyed by site → sliding event-time windows →
+topology-gated cosine candidates → Hungarian one-to-one assignment → `ReidMatch` on `events.v1`.
+
+    source (KafkaSource, Kafka record time = the track's last_seen, bounded out-of-orderness watermarks)
+      → decode → key by site → sliding window (size ≥ max transit + summary interval, slide = decision cadence)
+      → match (IdentityState in keyed state: chains and global ids persist across windows and restarts)
+      → encode → KafkaSink
+
+A window sees every summary of its site whose last_seen lies in it; tracks already matched in a role (a successor for
+`from`, a predecessor for `to`) are skipped, so overlapping windows never emit a pair twice. The topology lives in
+`build_pipeline(stream)`, free of connectors, so tests run it on `from_collection`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pyflink.common import Row, Types
+from pyflink.common.time import Time
+from pyflink.datastream.functions import ProcessWindowFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.window import SlidingEventTimeWindows
+
+from jobs.reid.matching import IdentityState, MatchConfig, Summary, Topology, match
+
+PICKLED = Types.PICKLED_BYTE_ARRAY()
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+
+
+def decode_summary(value: bytes):
+    """TrackSummary Avro → `(camera_id, Summary)`; undecodable input → `(None, reason, raw bytes)`."""
+    from vigil.avro_codec import AvroCodec, UndecodableMessage
+
+    global _CODEC
+    try:
+        codec = _CODEC
+    except NameError:
+        codec = _CODEC = AvroCodec()
+    try:
+        record = codec.decode(bytes(value), expected="TrackSummary")
+    except UndecodableMessage as exc:
+        return None, str(exc), bytes(value)
+    return record["camera_id"], Summary.from_record(record)
+
+
+class MatchWindow(ProcessWindowFunction):
+    """Matches one site's window of summaries; the site's IdentityState lives in per-key (not per-window) state."""
+
+    def __init__(self, topology: Topology, config: MatchConfig):
+        self.topology, self.config = topology, config
+
+    def open(self, runtime_context: RuntimeContext):
+        self.descriptor = ValueStateDescriptor("identities", PICKLED)
+
+    def process(self, key, context, elements):
+        state_handle = context.global_state().get_state(self.descriptor)
+        state = state_handle.value() or IdentityState()
+        records = match([summary for _, summary in elements], self.topology, state, self.config)
+        state_handle.update(state)
+        yield from records
+
+    def clear(self, context):
+        pass
+
+
+def build_pipeline(summaries, topology: Topology, window_ms: int = 120_000, slide_ms: int = 5_000,
+                   config: MatchConfig | None = None):
+    """summaries: a DataStream of `(camera_id, Summary)` with event-time timestamps and watermarks.
+    Returns a DataStream of ReidMatch dicts."""
+    site_of = dict(topology.sites)
+    return (summaries.key_by(lambda value: site_of.get(value[0], "default"), key_type=Types.STRING())
+            .window(SlidingEventTimeWindows.of(Time.milliseconds(window_ms), Time.milliseconds(slide_ms)))
+            .process(MatchWindow(topology, config or MatchConfig()), output_type=PICKLED))
+
+
+def encode_match(record: dict):
+    """ReidMatch dict → Row(key = global id, Avro value), stamped with the emission time."""
+    from vigil.avro_codec import AvroCodec
+
+    global _ENCODER
+    try:
+        codec = _ENCODER
+    except NameError:
+        codec = _ENCODER = AvroCodec()
+    record = {**record, "emitted_ts_ms": time.time_ns() // 1_000_000}
+    return Row(record["global_id"].encode(), codec.encode("ReidMatch", record))
