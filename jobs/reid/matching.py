@@ -61,6 +61,7 @@ class Summary:
     sequence: int
     embedding: np.ndarray
     embedder: str
+    samples: int = 0
 
     @property
     def key(self) -> Key:
@@ -69,12 +70,14 @@ class Summary:
     @classmethod
     def from_record(cls, r: dict) -> "Summary":
         return cls(r["camera_id"], int(r["track_id"]), int(r["class_id"]), int(r["first_seen_ms"]), int(r["last_seen_ms"]),
-                   bool(r["final"]), int(r["sequence"]), np.asarray(r["embedding"], np.float32), r["embedder"])
+                   bool(r["final"]), int(r["sequence"]), np.asarray(r["embedding"], np.float32), r["embedder"],
+                   int(r["embedding_samples"]))
 
 
 @dataclass
 class MatchConfig:
     min_similarity: float = 0.7
+    min_samples: int = 4  # tracks embedded from fewer crops (glimpses, reflections) are too unreliable to match
     retention_ms: int = 3_600_000  # forget chains whose newest track is this much older than the newest summary
 
 
@@ -122,12 +125,12 @@ class IdentityState:
 
 def candidates(summaries: list[Summary], topology: Topology, state: IdentityState, config: MatchConfig):
     """Gated candidate pairs `(from, to, similarity)`: different cameras joined by a link, transit within its bounds,
-    same class, both embedded, `from` has ended, neither end already taken, similarity at least the minimum."""
+    same class, both embedded from at least `min_samples` crops, `from` has ended, neither end already taken, similarity at least the minimum."""
     latest: dict[Key, Summary] = {}
     for s in summaries:
         if s.key not in latest or (s.final, s.sequence) > (latest[s.key].final, latest[s.key].sequence):
             latest[s.key] = s
-    tracks = [s for s in latest.values() if s.embedding.size]
+    tracks = [s for s in latest.values() if s.embedding.size and s.samples >= config.min_samples]
     pairs = []
     for a in tracks:
         if not a.final or a.key in state.successor:

@@ -44,7 +44,7 @@ class InferSettings(Settings):
     track_low_score: float = 0.1
     track_min_hits: int = 2
     track_max_misses: int = 10
-    reid_model: str = Field("reid_color", description="Triton embedder for track summaries on tracks.v1: reid_color, "
+    reid_model: str = Field("reid_learned", description="Triton embedder for track summaries on tracks.v1: reid_color, "
                             "reid_learned, or '' for none (summaries then carry no embedding).")
     reid_embed_every: int = Field(2, ge=1, description="Embed every n-th detection of a track.")
     reid_max_samples: int = Field(32, ge=1, description="Most embeddings kept per track for its robust mean.")

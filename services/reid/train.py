@@ -1,0 +1,219 @@
+"""Train the learned re-ID embedder, self-supervised, from the platform's own tracks (`vigil reid-train`).
+
+No identity labels and no downloaded weights. The supervision is what the tracker already knows:
+
+- crops of one track over time show the same object (positives);
+- two tracks on the *same* camera at different times are different objects (negatives). Tracks on different cameras
+  are never used as negatives, since they may be the very objects we want to match.
+
+Each batch takes up to `tracks_per_batch` tracks of one camera, two augmented crops of each, and minimises the
+InfoNCE (NT-Xent) loss. The augmentations model what changes between cameras: colour cast and gain, gamma, blur,
+scale and crop offsets, mirroring. The result is TorchScript, ready for Triton's `reid_learned` model
+(`models/reid_learned/<version>/model.pt`).
+
+Data: the `detections` table (boxes with track ids) and the `frames` table (frame-store URIs) for a time period,
+cropped from the frames still in the frame store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from services.reid.embedding import crop_boxes, reid_net
+from vigil.config import REPO_ROOT, Settings
+
+log = logging.getLogger("vigil.reid.train")
+
+
+class ReidTrainSettings(Settings):
+    reid_train_min_crops: int = Field(4, ge=2, description="Tracks with fewer crops are not used.")
+    reid_train_max_crops: int = Field(40, ge=2, description="Crops sampled per track.")
+
+
+def load_track_crops(settings: Settings, since: str, until: str, cameras: list[str] | None = None,
+                     class_id: int | None = None, max_crops: int = 40, min_crops: int = 4) -> dict[tuple[str, int], np.ndarray]:
+    """{(camera, track): uint8 crops [n, 128, 64, 3]} from stored detections and frames in [since, until)."""
+    from vigil.framestore import FrameNotFound, open_frame_store
+    from vigil.store.client import connect
+
+    client, store = connect(settings), open_frame_store(settings.frame_store_uri)
+    where = "d.capture_ts >= parseDateTime64BestEffort({since:String}, 3) AND d.capture_ts < parseDateTime64BestEffort({until:String}, 3)"
+    parameters: dict = {"since": since, "until": until}
+    if cameras:
+        where += " AND d.camera_id IN {cameras:Array(String)}"
+        parameters["cameras"] = cameras
+    rows = client.query(
+        f"""SELECT d.camera_id, f.uri, d.track_id, d.class_id, d.x1, d.y1, d.x2, d.y2
+            FROM detections AS d FINAL INNER JOIN frames AS f FINAL ON d.frame_id = f.frame_id
+            WHERE {where} AND length(d.track_id) > 0 ORDER BY d.camera_id, d.capture_ts""", parameters=parameters).result_rows
+    by_track: dict[tuple[str, int], list] = defaultdict(list)
+    for camera_id, uri, track_ids, class_ids, x1, y1, x2, y2 in rows:
+        for i, track_id in enumerate(track_ids):
+            if track_id >= 0 and (class_id is None or class_ids[i] == class_id):
+                by_track[(camera_id, int(track_id))].append((uri, (x1[i], y1[i], x2[i], y2[i])))
+    crops: dict[tuple[str, int], np.ndarray] = {}
+    rng = random.Random(0)
+    for key, observations in by_track.items():
+        if len(observations) < min_crops:
+            continue
+        chosen = sorted(rng.sample(range(len(observations)), min(max_crops, len(observations))))
+        images = []
+        for index in chosen:
+            uri, box = observations[index]
+            try:
+                bgr = cv2.imdecode(np.frombuffer(store.get(uri), np.uint8), cv2.IMREAD_COLOR)
+            except FrameNotFound:
+                continue
+            images.append(crop_boxes(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.array([box]))[0])
+        if len(images) >= min_crops:
+            crops[key] = np.stack(images)
+    return crops
+
+
+def _augment(x, generator):
+    """Camera-like changes on a float batch [N, 3, H, W] in 0..255."""
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    # scale and shift (random resized crop), and mirroring
+    scale = 0.8 + 0.25 * rand(n)
+    theta = torch.zeros(n, 2, 3)
+    flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
+    theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
+    theta[:, :, 2] = (rand(n, 2) - 0.5) * 0.2
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    # gamma, per-channel gain (colour cast), brightness
+    x = x / 255.0
+    x = x.clamp(1e-4, 1) ** (0.7 + 0.7 * rand(n, 1, 1, 1))
+    x = x * (0.8 + 0.4 * rand(n, 3, 1, 1)) * (0.8 + 0.4 * rand(n, 1, 1, 1))
+    # blur half of them
+    blur = rand(n) < 0.5
+    if blur.any():
+        kernel = torch.tensor([1.0, 2.0, 1.0]) / 4
+        kernel = (kernel[:, None] * kernel[None, :]).expand(3, 1, 3, 3)
+        x[blur] = F.conv2d(F.pad(x[blur], (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
+    return (x.clamp(0, 1) * 255.0)
+
+
+def train_embedder(tracks: dict[tuple[str, int], np.ndarray], steps: int = 400, tracks_per_batch: int = 16,
+                   dim: int = 128, temperature: float = 0.1, lr: float = 3e-3, seed: int = 0, device: str = "cpu",
+                   log_every: int = 50):
+    """Self-supervised InfoNCE over tracks (negatives from the same camera only). Returns (model, history)."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
+    by_camera: dict[str, list] = defaultdict(list)
+    for key, crops in tracks.items():
+        by_camera[key[0]].append(crops)
+    cameras = [c for c, items in by_camera.items() if len(items) >= 2]
+    if not cameras:
+        raise ValueError("training needs at least one camera with two or more tracks; store more footage first")
+    model = reid_net(dim).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
+    history = []
+    model.train()
+    for step in range(steps):
+        items = by_camera[rng.choice(cameras)]
+        chosen = rng.sample(items, min(tracks_per_batch, len(items)))
+        views = []
+        for crops in chosen:
+            i, j = rng.randrange(len(crops)), rng.randrange(len(crops))
+            views.append((crops[i], crops[j]))
+        first = torch.from_numpy(np.stack([a for a, _ in views])).permute(0, 3, 1, 2).float()
+        second = torch.from_numpy(np.stack([b for _, b in views])).permute(0, 3, 1, 2).float()
+        z = model(torch.cat([_augment(first, generator), _augment(second, generator)]).to(device))
+        n = len(views)
+        logits = z @ z.T / temperature
+        logits.fill_diagonal_(-1e9)
+        targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(device)
+        loss = F.cross_entropy(logits, targets)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        history.append(loss.item())
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            log.info("step %d/%d loss %.3f", step + 1, steps, float(np.mean(history[-log_every:])))
+    return model.eval().cpu(), history
+
+
+def export(model, version_dir: Path, metadata: dict) -> Path:
+    """TorchScript model.pt (+ metadata.json) in a Triton version folder."""
+    import torch
+
+    from services.reid.embedding import CROP_H, CROP_W
+
+    version_dir.mkdir(parents=True, exist_ok=True)
+    scripted = torch.jit.trace(model, torch.zeros(2, 3, CROP_H, CROP_W))
+    tmp = version_dir / "model.pt.part"
+    scripted.save(str(tmp))
+    tmp.replace(version_dir / "model.pt")
+    (version_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    return version_dir / "model.pt"
+
+
+def next_version(model_dir: Path) -> int:
+    versions = [int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit() and (p / "model.pt").exists()]
+    return max(versions, default=0) + 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vigil reid-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--since", required=True, help="start of the period (ClickHouse-parsable time, UTC)")
+    parser.add_argument("--until", required=True)
+    parser.add_argument("--cameras", nargs="*", help="only these cameras (default: all)")
+    parser.add_argument("--class-id", type=int, default=None, help="only this COCO class (default: all)")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models" / "reid_learned",
+                        help="Triton model folder; the model is written to <model-dir>/<next version>/model.pt")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = ReidTrainSettings()
+    started = time.monotonic()
+    tracks = load_track_crops(settings, args.since, args.until, args.cameras, args.class_id,
+                              settings.reid_train_max_crops, settings.reid_train_min_crops)
+    if not tracks:
+        print("no tracks with enough crops in that period (are the frames still in the frame store?)")
+        return 2
+    log.info("%d tracks, %d crops", len(tracks), sum(len(c) for c in tracks.values()))
+    model, history = train_embedder(tracks, steps=args.steps, device=args.device)
+    version = next_version(args.model_dir)
+    path = export(model, args.model_dir / str(version), {
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "since": args.since, "until": args.until,
+        "cameras": sorted({k[0] for k in tracks}), "tracks": len(tracks), "crops": int(sum(len(c) for c in tracks.values())),
+        "steps": args.steps, "final_loss": float(np.mean(history[-20:])), "seconds": round(time.monotonic() - started, 1)})
+    print(f"wrote {path} (version {version})")
+    if args.model_dir.name == "reid_learned":
+        reload_in_triton(settings.triton_url)
+    return 0
+
+
+def reload_in_triton(url: str, model: str = "reid_learned") -> bool:
+    """Ask a running Triton to (re)load the model, which serves its newest version; no restart needed."""
+    import tritonclient.grpc as grpcclient
+
+    try:
+        grpcclient.InferenceServerClient(url).load_model(model)
+        print(f"Triton at {url} now serves the newest version of {model}")
+        return True
+    except Exception as exc:  # noqa: BLE001 - Triton may simply not be running
+        print(f"could not reload {model} in Triton at {url} ({str(exc).splitlines()[0]}); it is served from the next start")
+        return False

@@ -1,0 +1,73 @@
+"""Both re-ID embedders served by the real tritonserver, called over gRPC with batches of real person crops: unit
+vectors, batch-independent, the same person closer than two different people (across a colour-shifted view for the
+learned embedder), and the trainer's loss falls on real tracks."""
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from services.infer.summaries import TritonEmbedder
+from services.reid.embedding import COLOUR_DIM, crop_boxes
+from services.reid.train import train_embedder
+from tests.conftest import PERSON_VIDEO
+from vigil.reid_scenario import VIEWS
+
+# Source frames of the person video: two moments of visit p2 and one of p3 (one person in view each time).
+FRAMES = {"p2a": 300, "p2b": 420, "p3": 600, "empty": 470}
+
+
+@pytest.fixture(scope="module")
+def people():
+    wanted, images = set(FRAMES.values()), {}
+    with av.open(str(PERSON_VIDEO)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                images[i] = frame.to_ndarray(format="rgb24")
+            if i > max(wanted):
+                break
+    empty = images[FRAMES["empty"]]
+    crops = {}
+    for name, index in FRAMES.items():
+        if name == "empty":
+            continue
+        mask = (np.abs(images[index].astype(np.int16) - empty.astype(np.int16)).max(2) > 40).astype(np.uint8)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+        x, y, w, h = cv2.boundingRect(max(cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0], key=cv2.contourArea))
+        assert h > 150, f"a person is in view at source frame {index}"
+        crops[name] = crop_boxes(images[index], np.array([[x, y, x + w, y + h]]))[0]
+        east = VIEWS[1].render(images[index])  # the same moment through the warmer, blurred hall-east camera
+        crops[name + "-east"] = crop_boxes(east, np.array([[x - VIEWS[1].x0, y, x + w - VIEWS[1].x0, y + h]]))[0]
+    return crops
+
+
+@pytest.mark.parametrize("model", ["reid_color", "reid_learned"])
+def test_embedder_over_grpc(stack, people, model):
+    embedder = TritonEmbedder(stack.triton_url, model)
+    names = list(people)
+    batch = np.stack([people[n] for n in names])
+    vectors = embedder.embed(batch)
+    assert vectors.shape == (len(names), COLOUR_DIM if model == "reid_color" else 128)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    alone = embedder.embed(batch[:1])
+    assert np.allclose(alone[0], vectors[0], atol=1e-4), "an embedding does not depend on the rest of its batch"
+    v = dict(zip(names, vectors))
+    assert v["p2a"] @ v["p2b"] > v["p2a"] @ v["p3"], "the same person at two moments is closer than another person"
+    if model == "reid_learned":
+        assert v["p2a"] @ v["p2b-east"] > v["p2a"] @ v["p3-east"], "and through another camera's colours"
+    assert embedder.name == f"{model}:1"
+
+
+def test_trainer_learns_from_tracks(people):
+    rng = np.random.default_rng(0)
+    # three 'tracks' per camera: jittered copies of one crop each (the trainer augments further)
+    tracks = {}
+    for camera in ("cam-a", "cam-b"):
+        for t, name in enumerate(["p2a", "p3", "p2b"]):
+            base = people[name].astype(np.int16)
+            tracks[(camera, t)] = np.stack([np.clip(base + rng.integers(-8, 8, base.shape), 0, 255).astype(np.uint8)
+                                            for _ in range(6)])
+    model, history = train_embedder(tracks, steps=60, tracks_per_batch=3, log_every=0)
+    assert np.mean(history[-20:]) < 0.7 * np.mean(history[:20]), "InfoNCE loss falls"
+    with pytest.raises(ValueError, match="two or more tracks"):
+        train_embedder({("cam-a", 1): tracks[("cam-a", 0)]}, steps=1)
