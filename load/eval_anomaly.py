@@ -12,23 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
-
+from vigil.config import Settings  # noqa: E402
 from vigil.scenarios import Scenario, build  # noqa: E402
-from vigil.avro_codec import AvroCodec  # noqa: E402
-from vigil.config import REPO_ROOT, Settings  # noqa: E402
-from vigil.kafka_io import make_consumer  # noqa: E402
-from vigil.store.client import connect  # noqa: E402
 
 TOLERANCE_S = 10.0
 
@@ -37,65 +27,11 @@ def run_scenarios(settings: Settings, scenarios: list[Scenario], work: Path, pac
                   fps: float = 5.0, settle_s: float = 12.0, job_warmup_s: float = 25.0) -> dict:
     """Stream the scenarios through ingest/infer/sink and the anomaly job (subprocesses) on a running stack.
     Returns {"events": [(received_wall_ms, event)], "first_capture_ms": {camera: ms}}."""
-    work.mkdir(parents=True, exist_ok=True)
+    from load._harness import run_job_pipeline
+
     cameras = [{"id": s.name, "url": str(s.path), "fps": fps, "pace": pace, "clock": clock, "zones": s.zones} for s in scenarios]
-    (work / "cameras.yaml").write_text(yaml.safe_dump({"cameras": cameras}))
-    env = {**os.environ, **{f"VIGIL_{k.upper()}": str(v) for k, v in {
-        "data_dir": settings.data_dir, "kafka_bootstrap": settings.kafka_bootstrap, "triton_url": settings.triton_url,
-        "clickhouse_dsn": settings.clickhouse_dsn, "topic_namespace": settings.topic_namespace, "max_lag_ms": 0,
-        "anomaly_registry": work / "registry", "flink_lib_dir": settings.flink_lib_dir}.items()}}
-    procs = {}
-
-    def start(name, module, *args):
-        procs[name] = subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=REPO_ROOT, start_new_session=True,
-                                       stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
-
-    codec, received = AvroCodec(), []
-    consumer = make_consumer(settings, f"eval-{uuid.uuid4().hex[:6]}", [settings.topic("events.v1")])
-    try:
-        start("sink", "services.sink")
-        start("infer", "services.infer", "--stats-file", str(work / "infer.json"))
-        start("job", "jobs.anomaly", "--cameras", str(work / "cameras.yaml"), "--checkpoint-dir", str(work / "checkpoints"))
-        # The job reads from the earliest offsets, so nothing is missed if it starts late; the pause only keeps its
-        # MiniCluster start-up (~15-25 s here) out of the latency figures.
-        end = time.monotonic() + job_warmup_s
-        while time.monotonic() < end and procs["job"].poll() is None:
-            _poll(consumer, codec, received, 0.5)
-        start("ingest", "services.ingest", "--cameras", str(work / "cameras.yaml"), "--stats-file", str(work / "ingest.json"))
-        while procs["ingest"].poll() is None:
-            _poll(consumer, codec, received, 0.5)
-        published = sum(c["frames_published"] for c in json.loads((work / "ingest.json").read_text()).values())
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:  # inference has caught up
-            _poll(consumer, codec, received, 0.5)
-            try:
-                if json.loads((work / "infer.json").read_text())["processed"] >= published:
-                    break
-            except (FileNotFoundError, ValueError, KeyError):
-                pass
-        end = time.monotonic() + settle_s
-        while time.monotonic() < end:
-            _poll(consumer, codec, received, 0.5)
-    finally:
-        consumer.close()
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-    first = dict(connect(settings).query(
-        "SELECT camera_id, toUnixTimestamp64Milli(min(capture_ts)) FROM frames FINAL WHERE camera_id IN {c:Array(String)} "
-        "GROUP BY camera_id", parameters={"c": [s.name for s in scenarios]}).result_rows)
-    return {"events": received, "first_capture_ms": first}
-
-
-def _poll(consumer, codec, received, timeout):
-    message = consumer.poll(timeout)
-    if message is not None and not message.error():
-        received.append((time.time_ns() // 1_000_000, codec.decode(message.value(), expected="AnomalyEvent")))
+    return run_job_pipeline(settings, {"cameras": cameras}, work, "jobs.anomaly", "AnomalyEvent",
+                            {"anomaly_registry": work / "registry"}, settle_s=settle_s, job_warmup_s=job_warmup_s)
 
 
 def score(scenarios: list[Scenario], run: dict, clock: str) -> dict:

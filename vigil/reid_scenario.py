@@ -29,6 +29,7 @@ from vigil.scenarios import PERSON_FPS, PERSON_VIDEO, _frames, _write
 VISITS = {"p1": (5.0, 20.6), "p2": (22.4, 45.4), "p3": (49.8, 70.6), "p4": (74.0, 87.6), "p5": (91.6, 121.0),
           "p6": (123.0, 137.2)}
 MIN_PERSON_HEIGHT = 100  # source pixels
+TRAILER_S = 25.0  # empty room after the footage: the cameras keep streaming, so event time moves past the last track
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def build(out_dir: Path, views: list[View] = VIEWS) -> dict[str, Path]:
         count = int(round(view.offset_s * PERSON_FPS))
         padding = [view.render(empty[i % len(empty)]) for i in range(count)]
         tmp = paths[view.camera_id].with_suffix(".part.mp4")
-        _write(tmp, padding + [view.render(frame) for frame in source], PERSON_FPS)
+        trailer = [view.render(empty[i % len(empty)]) for i in range(int(TRAILER_S * PERSON_FPS))]
+        _write(tmp, padding + [view.render(frame) for frame in source] + trailer, PERSON_FPS)
         tmp.replace(paths[view.camera_id])
     return paths
 

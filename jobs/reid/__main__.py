@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     env = make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
     watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(settings.reid_out_of_orderness_ms))
                   .with_idleness(Duration.of_seconds(5)))
-    raw = env.from_source(kafka_source(settings, [settings.topic("tracks.v1")], args.group), watermarks, "tracks.v1")
+    topics = [settings.topic("tracks.v1"), settings.topic("camera-status.v1")]  # statuses: event-time heartbeats
+    raw = env.from_source(kafka_source(settings, topics, args.group), watermarks, "tracks.v1")
     decoded = raw.map(decode_summary, output_type=PICKLED)
     dead_letter_route(decoded, settings, settings.topic("tracks.v1"), "reid-job")
-    matches = build_pipeline(decoded.filter(lambda value: value[0] is not None), topology, settings.reid_window_ms,
+    matches = build_pipeline(decoded, topology, settings.reid_window_ms,
                              settings.reid_slide_ms, MatchConfig(min_similarity=settings.reid_min_similarity))
     matches.map(encode_match, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, settings.topic("events.v1")))
     env.execute("vigil-reid")

@@ -6,6 +6,8 @@ topology-gated cosine candidates → Hungarian one-to-one assignment → `ReidMa
       → match (IdentityState in keyed state: chains and global ids persist across windows and restarts)
       → encode → KafkaSink
 
+The source also reads `camera-status.v1`: statuses carry each camera's stream clock as their Kafka timestamp, so
+they advance the watermark (and close windows) while no track ends; they are dropped after the watermark step.
 A window sees every summary of its site whose last_seen lies in it; tracks already matched in a role (a successor for
 `from`, a predecessor for `to`) are skipped, so overlapping windows never emit a pair twice. The topology lives in
 `build_pipeline(stream)`, free of connectors, so tests run it on `from_collection`.
@@ -27,8 +29,12 @@ PICKLED = Types.PICKLED_BYTE_ARRAY()
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 
 
+HEARTBEAT = "\x00heartbeat"
+
+
 def decode_summary(value: bytes):
-    """TrackSummary Avro → `(camera_id, Summary)`; undecodable input → `(None, reason, raw bytes)`."""
+    """TrackSummary Avro → `(camera_id, Summary)`; CameraStatus → `(HEARTBEAT, None)` (it only advances event time:
+    its Kafka timestamp is the camera's stream clock); undecodable input → `(None, reason, raw bytes)`."""
     from vigil.avro_codec import AvroCodec, UndecodableMessage
 
     global _CODEC
@@ -37,10 +43,16 @@ def decode_summary(value: bytes):
     except NameError:
         codec = _CODEC = AvroCodec()
     try:
+        if codec.record_type(bytes(value)) == "CameraStatus":
+            return HEARTBEAT, None
         record = codec.decode(bytes(value), expected="TrackSummary")
     except UndecodableMessage as exc:
         return None, str(exc), bytes(value)
     return record["camera_id"], Summary.from_record(record)
+
+
+def is_summary(value) -> bool:
+    return value[0] is not None and value[0] != HEARTBEAT
 
 
 class MatchWindow(ProcessWindowFunction):
@@ -65,10 +77,10 @@ class MatchWindow(ProcessWindowFunction):
 
 def build_pipeline(summaries, topology: Topology, window_ms: int = 120_000, slide_ms: int = 5_000,
                    config: MatchConfig | None = None):
-    """summaries: a DataStream of `(camera_id, Summary)` with event-time timestamps and watermarks.
-    Returns a DataStream of ReidMatch dicts."""
+    """summaries: a DataStream of decoded records (`decode_summary` output) with event-time timestamps and
+    watermarks. Returns a DataStream of ReidMatch dicts."""
     site_of = dict(topology.sites)
-    return (summaries.key_by(lambda value: site_of.get(value[0], "default"), key_type=Types.STRING())
+    return (summaries.filter(is_summary).key_by(lambda value: site_of.get(value[0], "default"), key_type=Types.STRING())
             .window(SlidingEventTimeWindows.of(Time.milliseconds(window_ms), Time.milliseconds(slide_ms)))
             .process(MatchWindow(topology, config or MatchConfig()), output_type=PICKLED))
 

@@ -1,0 +1,84 @@
+"""The re-ID search API on the real store (chDB behind the ClickHouse HTTP protocol) and the real Triton embedder:
+similar-track search, crop upload search, trajectories of global ids, transit summaries, the OpenAPI document and
+clear errors for unknown tracks and bad uploads."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from services.infer.summaries import TritonEmbedder
+from services.reid.api import ApiSettings, create_app
+from services.sink.rows import REID_MATCH_COLUMNS, TRACK_SUMMARY_COLUMNS, reid_match_row, track_summary_row
+from jobs.reid.synthetic import summary
+from tests.reid.test_embedders import people  # noqa: F401 - the fixture of real person crops
+from vigil.store.client import connect
+
+T0 = int(time.time() * 1000) - 3_600_000  # inside the tables TTL (older rows are dropped on insert)
+
+
+@pytest.fixture(scope="module")
+def api(stack, people):  # noqa: F811
+    embedder = TritonEmbedder(stack.triton_url, "reid_learned")
+    names = ["p2a", "p3", "p2b-east", "p3-east"]
+    vectors = dict(zip(names, embedder.embed(np.stack([people[n] for n in names]))))
+    # p2 leaves api-west and enters api-east 12 s later; p3 is seen on api-west only, later
+    rows = [summary("api-west", 1, T0, T0 + 10_000, vectors["p2a"], embedder=embedder.name),
+            summary("api-east", 2, T0 + 22_000, T0 + 30_000, vectors["p2b-east"], embedder=embedder.name),
+            summary("api-west", 3, T0 + 40_000, T0 + 50_000, vectors["p3"], embedder=embedder.name),
+            summary("api-east", 4, T0 + 60_000, T0 + 65_000, vectors["p3-east"], embedder=embedder.name)]
+    match = dict(match_id="api-west:1->api-east:2", global_id="api-west:1", class_id=0, from_camera_id="api-west",
+                 from_track_id=1, from_last_seen_ms=T0 + 10_000, to_camera_id="api-east", to_track_id=2,
+                 to_first_seen_ms=T0 + 22_000, similarity=float(vectors["p2a"] @ vectors["p2b-east"]),
+                 embedder=embedder.name, emitted_ts_ms=T0 + 40_000)
+    client = connect(stack)
+    client.insert("track_summaries", [track_summary_row(r) for r in rows], column_names=TRACK_SUMMARY_COLUMNS)
+    client.insert("reid_matches", [reid_match_row(match)], column_names=REID_MATCH_COLUMNS)
+    settings = ApiSettings(**{**stack.model_dump(), "reid_model": "reid_learned"})
+    return TestClient(create_app(settings)), people
+
+
+def test_similar_tracks_rank_the_same_person_first(api):
+    client, _ = api
+    response = client.get("/tracks/api-west/1/similar", params={"limit": 5})
+    assert response.status_code == 200, response.text
+    hits = response.json()
+    assert hits[0]["camera_id"] == "api-east" and hits[0]["track_id"] == 2, hits
+    assert all(h["camera_id"] != "api-west" for h in hits), "other cameras only, by default"
+    assert hits[0]["similarity"] >= hits[-1]["similarity"]
+    nxt = client.get("/tracks/api-west/3/similar", params={"after": True}).json()
+    assert [(h["camera_id"], h["track_id"]) for h in nxt][:1] == [("api-east", 4)], "where did it go next?"
+
+
+def test_crop_upload_finds_the_track(api):
+    client, people = api
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(people["p3-east"], cv2.COLOR_RGB2BGR))
+    hits = client.post("/search/crop", files={"image": ("p3.jpg", jpeg.tobytes(), "image/jpeg")},
+                       data={"limit": "3"}).json()
+    assert (hits[0]["camera_id"], hits[0]["track_id"]) == ("api-east", 4), hits
+    bad = client.post("/search/crop", files={"image": ("x.jpg", b"not an image", "image/jpeg")})
+    assert bad.status_code == 400 and "decodable" in bad.json()["detail"]
+
+
+def test_trajectory_and_transit(api):
+    client, _ = api
+    steps = client.get("/identities/api-west:1/trajectory").json()
+    assert [(s["camera_id"], s["track_id"]) for s in steps] == [("api-west", 1), ("api-east", 2)]
+    assert steps[1]["transit_s"] == pytest.approx(12.0) and steps[0]["transit_s"] is None
+    assert client.get("/tracks/api-east/2").json()["global_id"] == "api-west:1"
+    transit = client.get("/transit", params={"from_camera": "api-west"}).json()
+    assert transit == [pytest.approx(dict(from_camera_id="api-west", to_camera_id="api-east", matches=1, transit_s_min=12.0,
+                                          transit_s_p50=12.0, transit_s_p90=12.0, transit_s_max=12.0,
+                                          mean_similarity=transit[0]["mean_similarity"]))]
+
+
+def test_errors_and_openapi(api):
+    client, _ = api
+    missing = client.get("/tracks/api-west/999")
+    assert missing.status_code == 404 and "no track 999" in missing.json()["detail"]
+    assert client.get("/identities/nobody:1/trajectory").status_code == 404
+    assert client.get("/tracks/api-west/not-a-number").status_code == 422
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/tracks/{camera_id}/{track_id}/similar", "/search/crop", "/identities/{global_id}/trajectory", "/transit"} <= set(paths)
