@@ -97,6 +97,8 @@ def _idf1(client, tracks: dict, first_capture_ms: dict) -> dict:
     import motmetrics as mm
 
     accumulator, frame_index = mm.MOTAccumulator(auto_id=False), 0
+    numbers: dict = {}  # motmetrics wants numeric ids
+    number = lambda name: numbers.setdefault(name, len(numbers) + 1)  # noqa: E731
     rows = client.query("""SELECT camera_id, capture_ts, track_id, x1, y1, x2, y2 FROM detections FINAL
                            WHERE camera_id IN {c:Array(String)} ORDER BY camera_id, capture_ts""",
                         parameters={"c": list(first_capture_ms)}).result_rows
@@ -107,10 +109,10 @@ def _idf1(client, tracks: dict, first_capture_ms: dict) -> dict:
             if track is None:
                 continue
             box = [x1[i], y1[i], x2[i] - x1[i], y2[i] - y1[i]]
-            hyp_ids.append(track["global_id"])
+            hyp_ids.append(number("hyp:" + track["global_id"]))
             hyp_boxes.append(box)
             if track["identity"]:
-                gt_ids.append(track["identity"])
+                gt_ids.append(number("gt:" + track["identity"]))
                 gt_boxes.append(box)
         if not gt_ids and not hyp_ids:
             continue

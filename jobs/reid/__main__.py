@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     env = make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
     watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(settings.reid_out_of_orderness_ms))
                   .with_idleness(Duration.of_seconds(5)))
-    topics = [settings.topic("tracks.v1"), settings.topic("camera-status.v1")]  # statuses: event-time heartbeats
-    raw = env.from_source(kafka_source(settings, topics, args.group), watermarks, "tracks.v1")
+    raw = env.from_source(kafka_source(settings, [settings.topic("tracks.v1")], args.group), watermarks, "tracks.v1")
     decoded = raw.map(decode_summary, output_type=PICKLED)
     dead_letter_route(decoded, settings, settings.topic("tracks.v1"), "reid-job")
     matches = build_pipeline(decoded, topology, settings.reid_window_ms,

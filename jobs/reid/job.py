@@ -6,8 +6,8 @@ topology-gated cosine candidates → Hungarian one-to-one assignment → `ReidMa
       → match (IdentityState in keyed state: chains and global ids persist across windows and restarts)
       → encode → KafkaSink
 
-The source also reads `camera-status.v1`: statuses carry each camera's stream clock as their Kafka timestamp, so
-they advance the watermark (and close windows) while no track ends; they are dropped after the watermark step.
+tracks.v1 also carries TrackProgress heartbeats from infer (Kafka timestamp = how far it has processed a camera), so
+the watermark advances (and windows close) while no track ends; they are dropped after the watermark step.
 A window sees every summary of its site whose last_seen lies in it; tracks already matched in a role (a successor for
 `from`, a predecessor for `to`) are skipped, so overlapping windows never emit a pair twice. The topology lives in
 `build_pipeline(stream)`, free of connectors, so tests run it on `from_collection`.
@@ -33,8 +33,8 @@ HEARTBEAT = "\x00heartbeat"
 
 
 def decode_summary(value: bytes):
-    """TrackSummary Avro → `(camera_id, Summary)`; CameraStatus → `(HEARTBEAT, None)` (it only advances event time:
-    its Kafka timestamp is the camera's stream clock); undecodable input → `(None, reason, raw bytes)`."""
+    """TrackSummary Avro → `(camera_id, Summary)`; TrackProgress → `(HEARTBEAT, None)` (it only advances event time:
+    its Kafka timestamp is how far infer has processed the camera); undecodable input → `(None, reason, raw bytes)`."""
     from vigil.avro_codec import AvroCodec, UndecodableMessage
 
     global _CODEC
@@ -43,7 +43,7 @@ def decode_summary(value: bytes):
     except NameError:
         codec = _CODEC = AvroCodec()
     try:
-        if codec.record_type(bytes(value)) == "CameraStatus":
+        if codec.record_type(bytes(value)) == "TrackProgress":
             return HEARTBEAT, None
         record = codec.decode(bytes(value), expected="TrackSummary")
     except UndecodableMessage as exc:

@@ -75,6 +75,8 @@ class InferService:
         self.summaries = TrackSummaries(settings.reid_embed_every, settings.reid_max_samples,
                                         settings.track_summary_interval_ms)
         self.last_frame_wall: dict[str, float] = {}
+        self.last_capture_ms: dict[str, int] = {}
+        self.last_progress_wall: dict[str, float] = {}
         self.summaries_published = 0
         self.processed = 0
         self.dropped: Counter = Counter()
@@ -131,7 +133,9 @@ class InferService:
             self._publish_summaries(self.summaries.end(camera_id, track_ids), final=True)
         for camera_id in {frame["camera_id"] for frame, _ in frames}:
             latest = max(frame["capture_ts_ms"] for frame, _ in frames if frame["camera_id"] == camera_id)
+            self.last_capture_ms[camera_id] = max(latest, self.last_capture_ms.get(camera_id, 0))
             self._publish_summaries(self.summaries.due(camera_id, latest), final=False)
+            self._publish_progress(camera_id)
         self.processed += len(frames)
         self.batches += 1
         return len(frames)
@@ -165,6 +169,19 @@ class InferService:
                                   value=self.codec.encode("TrackSummary", record, self.tracks_topic))
             self.summaries_published += 1
 
+    def _publish_progress(self, camera_id: str, force: bool = False) -> None:
+        """TrackProgress heartbeat on tracks.v1, at most once a second per camera: lets the re-ID job's event time
+        advance while no track ends (its Kafka timestamp is the camera's latest processed capture time)."""
+        now = time.monotonic()
+        if not force and now - self.last_progress_wall.get(camera_id, -1e9) < 1.0:
+            return
+        self.last_progress_wall[camera_id] = now
+        until = self.last_capture_ms[camera_id]
+        open_tracks = sum(1 for cam, _ in self.summaries.tracks if cam == camera_id)
+        record = dict(camera_id=camera_id, processed_until_ms=until, open_tracks=open_tracks, emitted_ts_ms=now_ms())
+        self.producer.produce(self.tracks_topic, key=camera_id.encode(), timestamp=until,
+                              value=self.codec.encode("TrackProgress", record, self.tracks_topic))
+
     def end_idle_tracks(self, idle_ms: int | None = None) -> int:
         """End the tracks of cameras that sent nothing for `idle_ms` (wall time): a stream that stopped or ended
         leaves no track open forever. Returns how many summaries were published."""
@@ -173,6 +190,7 @@ class InferService:
         for camera_id, seen in list(self.last_frame_wall.items()):
             if (now - seen) * 1000 >= idle_ms:
                 self._publish_summaries(self.summaries.end(camera_id, self.trackers[camera_id].end_all()), final=True)
+                self._publish_progress(camera_id, force=True)
                 del self.last_frame_wall[camera_id]
         return self.summaries_published - before
 

@@ -32,7 +32,6 @@ class CameraCounters:
     published_at_last_status: int = 0
     errors_at_last_status: int = 0
     last_status_mono: float = field(default_factory=time.monotonic)
-    last_capture_ms: int | None = None  # capture time of the latest published frame (the stream's clock)
 
 
 class Sampler:
@@ -175,7 +174,6 @@ class CameraWorker:
                 self.publish_frame(self.camera, self.sequence, capture_ms, frame.to_ndarray(format="bgr24"))
                 self.sequence += 1
                 self.counters.frames_published += 1
-                self.counters.last_capture_ms = capture_ms
                 self.maybe_report()
         return last_t + 1.0 / rate
 

@@ -56,9 +56,7 @@ class Publisher:
                       state=counters.state, frames_decoded=counters.frames_decoded,
                       frames_published=counters.frames_published, decode_errors=counters.decode_errors,
                       reconnects=counters.reconnects, actual_fps=float(actual_fps), message=counters.message)
-        # Kafka timestamp = the stream's own clock (capture time of its latest frame): statuses are the event-time
-        # heartbeat of a camera, so jobs' watermarks advance while a site has no tracks (and in video-clock replays).
-        self.producer.produce(self.status_topic, key=camera_id.encode(), timestamp=counters.last_capture_ms or ts,
+        self.producer.produce(self.status_topic, key=camera_id.encode(), timestamp=ts,
                               value=self.codec.encode("CameraStatus", record, self.status_topic), on_delivery=self._delivered)
         self.producer.poll(0)
 

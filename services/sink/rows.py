@@ -77,6 +77,9 @@ def reid_match_row(r: dict) -> list:
             r["similarity"], r["embedder"], ts(r["emitted_ts_ms"])]
 
 
+# Record types that travel on a stored topic but are not stored (heartbeats).
+NOT_STORED = {"tracks.v1": {"TrackProgress"}}
+
 # topic -> {record type -> (table, columns, row function)}; events.v1 carries more than one record type.
 ROUTES = {
     "frames.v1": {"FrameRef": ("frames", FRAME_COLUMNS, frame_row)},

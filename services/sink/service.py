@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from services.sink.rows import ROUTES
+from services.sink.rows import NOT_STORED, ROUTES
 from vigil.avro_codec import AvroCodec, UndecodableMessage
 from vigil.config import Settings
 from vigil.deadletter import DEADLETTER_TOPIC, DeadLetters
@@ -47,6 +47,7 @@ class Sink:
         self.producer = make_producer(settings)
         self.dead_letters = DeadLetters(self.producer, self.codec, "sink", settings.topic(DEADLETTER_TOPIC))
         self.routes = {settings.topic(name): ROUTES[name] for name in settings.sink_topics}
+        self.not_stored = {settings.topic(name): types for name, types in NOT_STORED.items()}
         self.buffer: dict[str, list] = defaultdict(list)
         self.stored: dict[str, int] = defaultdict(int)
         self.undecodable_dead_letters = 0
@@ -56,6 +57,8 @@ class Sink:
         try:
             record = self.codec.decode(message.value())
             record_type = self.codec.record_type(message.value())
+            if record_type in self.not_stored.get(message.topic(), ()):
+                return
             if record_type not in routes:
                 raise UndecodableMessage(f"expected a {' or '.join(routes)} message on {message.topic()}, got {record_type}")
             table, _, to_row = routes[record_type]

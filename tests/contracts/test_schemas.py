@@ -12,7 +12,7 @@ from vigil.avro_codec import AvroCodec, SchemaViolation, UndecodableMessage
 from vigil.schemas import SCHEMA_DIR, contracts, inline_references, parse, released_snapshots
 
 RECORDS = sorted(name for name in contracts() if "." not in name)
-REQUIRED = {"FrameRef", "DetectionBatch", "CameraStatus", "AnomalyEvent", "ReidMatch", "TrackSummary"}
+REQUIRED = {"FrameRef", "DetectionBatch", "CameraStatus", "AnomalyEvent", "ReidMatch", "TrackSummary", "TrackProgress"}
 
 FRAME = dict(frame_id="cam-1:7:1700000000000", camera_id="cam-1", capture_ts_ms=1_700_000_000_000, sequence=7,
              width=768, height=432, encoding="jpeg", uri="file:///frames/cam-1/7.jpg", ingest_ts_ms=1_700_000_000_020,
