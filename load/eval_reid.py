@@ -131,6 +131,7 @@ def score_reid(settings: Settings, run: dict, clock: str) -> dict:
                           "FROM reid_matches FINAL").result_rows
     pairs = [((r[1], r[2]), (r[3], r[4])) for r in stored]
     result = {"tracks": len(tracks), "tracks_with_identity": sum(1 for t in tracks.values() if t["identity"]),
+              "tracks_embedded": sum(1 for t in tracks.values() if t["summary"].embedding.size),
               "job": _precision_recall(pairs, tracks, truth), "idf1": _idf1(client, tracks, run["first_capture_ms"])}
     # latency: first arrival of each match on events.v1 minus the later of the two tracks' ends (capture time)
     if clock == "wall":

@@ -1,7 +1,8 @@
 """`make demo`: the main job on the sample footage, end to end through the real embedded stack.
 
-Starts the stack, runs sink, infer and ingest as separate processes (one per role, as in production), streams both
-sample videos as two paced cameras with a progress display, waits until every published frame has its detections
+Starts the stack, runs sink, infer, ingest and the two PyFlink jobs (anomaly, re-ID) as separate processes (one per
+role, as in production), streams the sample videos as seven paced cameras (the car park as recorded, three replays with
+incidents cut in, three re-ID views of the person video) with a progress display, waits until every published frame has its detections
 row in ClickHouse, prints a summary and example analyst queries, then stops everything it started.
 """
 
@@ -26,6 +27,7 @@ from vigil.config import REPO_ROOT, Settings
 from vigil.stack import manager
 from vigil.store.client import connect
 
+from vigil import reid_scenario
 from vigil.scenarios import CAR_ZONES, ROOM_ZONES, VIDEOS, build as build_scenarios
 
 SUMMARY_QUERIES = {
@@ -45,6 +47,13 @@ SUMMARY_QUERIES = {
                "FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)}) ARRAY JOIN hops AS hop, values AS ms GROUP BY hop ORDER BY hop",
     "anomalies": "SELECT camera_id, kind, formatDateTime(window_end, '%H:%i:%S') AS at, round(score, 2) AS score, "
                  "round(threshold, 2) AS threshold, zone, track_ids FROM anomalies FINAL WHERE window_end >= {since:DateTime64(3)} ORDER BY window_end",
+    "matches": "SELECT global_id, from_camera_id AS from_camera, from_track_id AS from_track, to_camera_id AS to_camera, "
+               "to_track_id AS to_track, round(transit_s, 1) AS transit_s, round(similarity, 3) AS similarity "
+               "FROM reid_matches FINAL WHERE to_first_seen >= {since:DateTime64(3)} ORDER BY to_first_seen",
+    "identities": "SELECT global_id, groupArray(camera_id) AS cameras, groupArray(track_id) AS tracks, "
+                  "formatDateTime(min(first_seen), '%H:%i:%S') AS first_seen, formatDateTime(max(last_seen), '%H:%i:%S') AS last_seen "
+                  "FROM (SELECT * FROM tracks_global WHERE first_seen >= {since:DateTime64(3)} ORDER BY first_seen) "
+                  "WHERE global_id IN (SELECT global_id FROM reid_matches FINAL) GROUP BY global_id ORDER BY first_seen",
     "health": "SELECT camera_id, argMax(state, ts) AS last_state, max(frames_published) AS published, "
               "max(decode_errors) AS decode_errors, max(reconnects) AS reconnects FROM camera_status FINAL WHERE ts >= {since:DateTime64(3)} GROUP BY camera_id ORDER BY camera_id",
 }
@@ -106,10 +115,14 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         ("car-park-stopped", scenarios["stopped"].path, CAR_ZONES),
         ("car-park-wrong-way", scenarios["wrong_way"].path, CAR_ZONES),
     ]
+    # three views of the person video, later and differently coloured, for cross-camera re-identification
+    hall = reid_scenario.camera_config(reid_scenario.build(work / "reid-clips"), fps=fps, pace="native", speed=speed)
+    demo_cameras += [(c["id"], Path(c["url"]), []) for c in hall["cameras"]]
     cameras_file = work / "cameras.yaml"
     cameras_file.write_text(yaml.safe_dump({"cameras": [
-        {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed, "zones": zones}
-        for cam, path, zones in demo_cameras]}))
+        {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed, "zones": zones,
+         **({"site": "hall"} if cam.startswith("hall-") else {})}
+        for cam, path, zones in demo_cameras], "links": hall["links"]}))
     stats = {name: work / f"{name}.json" for name in ("ingest", "infer", "sink")}
     for path in stats.values():
         path.unlink(missing_ok=True)
@@ -137,10 +150,12 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         spawn("sink", "services.sink", ["--stats-file", str(stats["sink"])])
         spawn("infer", "services.infer", ["--stats-file", str(stats["infer"])])
         spawn("anomaly-job", "jobs.anomaly", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints")])
-        with console.status("starting the PyFlink anomaly job (local MiniCluster, ~20 s) ..."):
-            time.sleep(20)
-        if procs["anomaly-job"].poll() is not None:
-            raise RuntimeError(f"the anomaly job exited; see {logs / 'anomaly-job.log'}")
+        spawn("reid-job", "jobs.reid", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints-reid")])
+        with console.status("starting the PyFlink anomaly and re-ID jobs (local MiniClusters, ~25 s) ..."):
+            time.sleep(25)
+        for job in ("anomaly-job", "reid-job"):
+            if procs[job].poll() is not None:
+                raise RuntimeError(f"the {job} exited; see {logs / (job + '.log')}")
         spawn("ingest", "services.ingest", ["--cameras", str(cameras_file), "--stats-file", str(stats["ingest"])])
         expected = {cam: _expected_frames(path, fps) for cam, path, _ in demo_cameras}
         console.rule(f"[bold]Streaming {len(demo_cameras)} cameras at {fps:g} fps sampled, {speed:g}x real time")
@@ -153,7 +168,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 for cam, bar in bars.items():
                     progress.update(bar, completed=ingest.get(cam, {}).get("frames_published", 0))
                 progress.update(stored, completed=_read_json(stats["sink"]).get("stored", {}).get("detections", 0))
-                for name in ("sink", "infer", "anomaly-job"):
+                for name in ("sink", "infer", "anomaly-job", "reid-job"):
                     if procs[name].poll() is not None:
                         raise RuntimeError(f"{name} exited early; see {logs / (name + '.log')}")
                 time.sleep(0.5)
@@ -183,13 +198,24 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 if found == len(incidents):
                     break
                 time.sleep(1)
+        with console.status("waiting for the re-ID job's cross-camera matches ..."):
+            deadline, last, steady = time.monotonic() + 60, -1, 0
+            while time.monotonic() < deadline and steady < 8:  # until no new match for 8 s
+                count = client.query("SELECT count() FROM reid_matches FINAL WHERE to_first_seen >= {since:DateTime64(3)}",
+                                     parameters=window).result_rows[0][0]
+                steady = steady + 1 if count == last and count > 0 else 0
+                last = count
+                time.sleep(1)
             time.sleep(1.0)  # let the last camera-status rows land
         console.rule("[bold]What happened")
         console.print(f"{published} frames published by ingest, {rows} detection rows in ClickHouse, "
                       f"{dropped} dropped as stale, {dead} dead-lettered.")
         titles = {"frames": "Frames and detections per camera", "classes": "Detections per class",
                   "tracks": "Tracks", "latency": "Per-hop latency (capture -> Kafka -> ClickHouse)",
-                  "anomalies": "Anomaly events (events.v1, from the PyFlink job)", "health": "Camera health (camera-status.v1)"}
+                  "anomalies": "Anomaly events (events.v1, from the PyFlink job)",
+                  "matches": "Cross-camera matches (ReidMatch on events.v1, from the PyFlink re-ID job)",
+                  "identities": "Global identities across the hall cameras (tracks_global)",
+                  "health": "Camera health (camera-status.v1)"}
         for key, sql in SUMMARY_QUERIES.items():
             _table(console, titles[key], client.query(sql, parameters=window))
         console.rule("[bold]Ask it yourself")
@@ -200,10 +226,14 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         console.print("The results stay in " + str(settings.chdb_path) + ". Query them later with:\n"
                       "  .venv/bin/vigil stack up --only clickhouse && .venv/bin/vigil sql \"SELECT ...\" && .venv/bin/vigil stack down\n"
                       "Tables: frames, detections (one row per frame, boxes as arrays), tracks (view), camera_status, "
-                      "anomalies, dead_letters, object_classes. Use FINAL for exact counts after replays.")
+                      "anomalies, track_summaries, reid_matches, tracks_global (view), dead_letters, object_classes. "
+                      "Use FINAL for exact counts after replays.\n"
+                      "Search them by appearance with the re-ID API: .venv/bin/vigil reid-api --port 18080, then e.g.\n"
+                      "  curl -s localhost:18080/identities/<global_id>/trajectory ; curl -s localhost:18080/transit ; "
+                      "open http://127.0.0.1:18080/docs")
         return 0
     finally:
-        for name in ("ingest", "anomaly-job", "infer", "sink"):
+        for name in ("ingest", "anomaly-job", "reid-job", "infer", "sink"):
             proc = procs.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -29,6 +29,7 @@ from vigil.scenarios import PERSON_FPS, PERSON_VIDEO, _frames, _write
 VISITS = {"p1": (5.0, 20.6), "p2": (22.4, 45.4), "p3": (49.8, 70.6), "p4": (74.0, 87.6), "p5": (91.6, 121.0),
           "p6": (123.0, 137.2)}
 MIN_PERSON_HEIGHT = 100  # source pixels
+CLIP_VERSION = "v2"  # part of the clip file names: bump when the construction changes (clips are cached)
 TRAILER_S = 25.0  # empty room after the footage: the cameras keep streaming, so event time moves past the last track
 
 
@@ -76,7 +77,7 @@ LINKS = [
 def build(out_dir: Path, views: list[View] = VIEWS) -> dict[str, Path]:
     """Write one clip per view (cached: rebuilt only when missing). Returns camera id → clip path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {view.camera_id: out_dir / f"{view.camera_id}.mp4" for view in views}
+    paths = {view.camera_id: out_dir / f"{view.camera_id}-{CLIP_VERSION}.mp4" for view in views}
     if all(p.exists() for p in paths.values()):
         return paths
     source = _frames(PERSON_VIDEO)

@@ -71,7 +71,7 @@ class InferService:
         self._id_base = (int(time.time()) % 100_000_000) * 100_000 + 1
         self.trackers: dict[str, ByteTracker] = defaultdict(lambda: ByteTracker(self.tracker_config, self._id_base))
         self.tracks_topic = settings.topic("tracks.v1")
-        self.embedder = TritonEmbedder(settings.triton_url, settings.reid_model) if settings.reid_model else None
+        self.embedder = self._embedder(settings) if settings.reid_model else None
         self.summaries = TrackSummaries(settings.reid_embed_every, settings.reid_max_samples,
                                         settings.track_summary_interval_ms)
         self.last_frame_wall: dict[str, float] = {}
@@ -82,6 +82,15 @@ class InferService:
         self.dropped: Counter = Counter()
         self.batches = 0
         self._tracer = tracer("vigil.infer")
+
+    @staticmethod
+    def _embedder(settings: InferSettings) -> TritonEmbedder:
+        try:
+            return TritonEmbedder(settings.triton_url, settings.reid_model)
+        except Exception as exc:  # tritonclient: model unknown or not loaded
+            raise RuntimeError(f"re-ID embedder {settings.reid_model!r} is not served by Triton at {settings.triton_url} "
+                               f"({str(exc).splitlines()[0]}); add it to VIGIL_TRITON_MODELS, or set VIGIL_REID_MODEL='' to "
+                               "publish track summaries without embeddings") from None
 
     # --- one micro-batch -------------------------------------------------------------------------------------
     def process(self, messages: list, stop: threading.Event | None = None) -> int | None:

@@ -71,3 +71,10 @@ def test_trainer_learns_from_tracks(people):
     assert np.mean(history[-20:]) < 0.7 * np.mean(history[:20]), "InfoNCE loss falls"
     with pytest.raises(ValueError, match="two or more tracks"):
         train_embedder({("cam-a", 1): tracks[("cam-a", 0)]}, steps=1)
+
+
+def test_infer_says_clearly_when_the_embedder_is_not_served(stack):
+    from services.infer.service import InferService, InferSettings
+
+    with pytest.raises(RuntimeError, match="not served by Triton.*VIGIL_TRITON_MODELS"):
+        InferService(InferSettings(**{**stack.model_dump(), "reid_model": "no_such_embedder"}))
