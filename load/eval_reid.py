@@ -128,7 +128,8 @@ def score_reid(settings: Settings, run: dict, clock: str) -> dict:
     tracks = _tracks(client, run["first_capture_ms"])
     truth = _true_links(tracks)
     stored = client.query("SELECT match_id, from_camera_id, from_track_id, to_camera_id, to_track_id, similarity "
-                          "FROM reid_matches FINAL").result_rows
+                          "FROM reid_matches FINAL WHERE from_camera_id IN {c:Array(String)} OR to_camera_id IN {c:Array(String)}",
+                          parameters={"c": list(run["first_capture_ms"])}).result_rows
     pairs = [((r[1], r[2]), (r[3], r[4])) for r in stored]
     result = {"tracks": len(tracks), "tracks_with_identity": sum(1 for t in tracks.values() if t["identity"]),
               "tracks_embedded": sum(1 for t in tracks.values() if t["summary"].embedding.size),
