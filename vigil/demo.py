@@ -117,7 +117,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
     ]
     # three views of the person video, later and differently coloured, for cross-camera re-identification
     hall = reid_scenario.camera_config(reid_scenario.build(work / "reid-clips"), fps=fps, pace="native", speed=speed)
-    demo_cameras += [(c["id"], Path(c["url"]), []) for c in hall["cameras"]]
+    demo_cameras += [(c["id"], Path(c["url"]), c["zones"]) for c in hall["cameras"]]
     cameras_file = work / "cameras.yaml"
     cameras_file.write_text(yaml.safe_dump({"cameras": [
         {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed, "zones": zones,

@@ -58,6 +58,12 @@ class View:
         height, width = image.shape[:2]
         return np.ascontiguousarray(image[: height - height % 2, : width - width % 2])
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the rendered view."""
+        width, height = int((self.x1 - self.x0) * self.scale), int(432 * self.scale)
+        return width - width % 2, height - height % 2
+
     def to_source_height(self, height: float) -> float:
         return height / self.scale
 
@@ -95,8 +101,12 @@ def build(out_dir: Path, views: list[View] = VIEWS) -> dict[str, Path]:
 
 
 def camera_config(paths: dict[str, Path], fps: float = 5.0, **camera_options) -> dict:
-    """A camera-file dict for the scenario: the three views as cameras of one site, with the topology."""
-    cameras = [{"id": camera_id, "url": str(path), "fps": fps, "site": "hall", **camera_options}
+    """A camera-file dict for the scenario: the three views as cameras of one site, with the topology. Each view is
+    one pedestrian zone (it is a room: no traffic rules apply)."""
+    sizes = {view.camera_id: view.size for view in VIEWS}
+    cameras = [{"id": camera_id, "url": str(path), "fps": fps, "site": "hall", **camera_options,
+                "zones": [{"name": "hall", "kind": "pedestrian",
+                           "polygon": [[0, 0], [sizes[camera_id][0], 0], list(sizes[camera_id]), [0, sizes[camera_id][1]]]}]}
                for camera_id, path in paths.items()]
     return {"cameras": cameras, "links": LINKS}
 

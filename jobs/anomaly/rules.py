@@ -29,6 +29,7 @@ class RuleConfig:
     loiter_seconds: float = 30.0
     crowd_persons: int = 4
     crowd_cooldown_seconds: float = 30.0
+    crowd_min_seen_seconds: float = 1.0  # only people tracked this long count (flickering false boxes do not)
     left_seconds: float = 10.0  # an object that split off another track and stayed put this long, owner gone
     left_px: float = 10.0
     left_owner_radius: float = 120.0
@@ -103,11 +104,13 @@ class RuleEngine:
         for track in self.tracks.values():
             if track.born_near in seen_now and now - track.first_seen_ms >= 1000:
                 track.owner_moved_on = True
-        persons = int((frame.class_id == PERSON).sum())
+        people = sorted(int(t) for c, t in zip(frame.class_id, frame.track_id)
+                        if c == PERSON and t >= 0 and int(t) in self.tracks
+                        and now - self.tracks[int(t)].first_seen_ms >= cfg.crowd_min_seen_seconds * 1000)
         bucket = int(now // (cfg.crowd_cooldown_seconds * 1000))
-        if persons >= cfg.crowd_persons and bucket not in self.crowd_buckets:
+        if len(people) >= cfg.crowd_persons and bucket not in self.crowd_buckets:
             self.crowd_buckets.add(bucket)
-            events.append(self._event("crowding", now, now, persons, cfg.crowd_persons, [], None,
+            events.append(self._event("crowding", now, now, len(people), cfg.crowd_persons, people, None,
                                       f"{self.camera_id}:crowding:{bucket}"))
         # forget tracks not seen for a while
         for track_id in [t for t, h in self.tracks.items() if now - h.points[-1][0] > cfg.history_seconds * 1000]:
