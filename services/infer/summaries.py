@@ -122,7 +122,7 @@ class TrackSummaries:
     def due(self, camera_id: str, now_ms: int) -> list[TrackState]:
         """Live tracks of camera_id whose last summary is `interval_ms` old (by capture time)."""
         return [s for (cam, _), s in self.tracks.items()
-                if cam == camera_id and now_ms - s.last_summary_ms >= self.interval_ms and s.embeddings]
+                if cam == camera_id and now_ms - s.last_summary_ms >= self.interval_ms]
 
     def record(self, state: TrackState, final: bool, embedder: str, crop_uri: str | None, emitted_ms: int) -> dict:
         """The TrackSummary record for `state` (advances its sequence)."""
