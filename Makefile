@@ -10,9 +10,14 @@ INSTALLED := $(VENV)/.installed
 # here). Only the two jars are extracted: the package itself would clash with apache-flink-libraries 2.3.
 CONNECTOR_PKG := shigawire-apache-flink-libraries==2.0.0.post1
 FLINK_JARS := $(DEPS)/flink/flink-connector-kafka.jar $(DEPS)/flink/kafka-clients.jar
+# The learned re-ID embedder is built, not downloaded: trained self-supervised on the person tracks of the re-ID
+# scenario cut from ../shared footage (about 3 min on 2 cores; seeded).
+REID_MODEL := models/reid_learned/1/model.pt
+REID_SOURCES := services/reid/learn.py services/reid/embedding.py services/reid/train.py vigil/reid_scenario.py \
+  models/motion_detector/1/model.py models/motion_detector/config.pbtxt
 
 .PHONY: setup demo test stack-up stack-down clean bench
-setup: $(INSTALLED) $(FLINK_JARS)
+setup: $(INSTALLED) $(FLINK_JARS) $(REID_MODEL)
 
 $(DEPS)/.java:
 	@command -v java >/dev/null 2>&1 || { echo "installing Java 17 (PyFlink needs it)"; apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
@@ -34,6 +39,9 @@ $(FLINK_JARS): $(INSTALLED) jars.sha256
 	  pyflink/lib/flink-connector-kafka.jar pyflink/lib/kafka-clients.jar
 	cd $(DEPS)/flink && sha256sum -c ../../jars.sha256
 	@touch $(FLINK_JARS)
+
+$(REID_MODEL): $(INSTALLED) $(REID_SOURCES)
+	$(PY) -m services.reid.train --scenario --version 1
 
 demo: setup
 	$(VENV)/bin/vigil demo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -90,23 +89,6 @@ class Services:
 
     def rss_summary(self) -> dict:
         return {name: {"max_mb": round(max(v), 1), "mean_mb": round(sum(v) / len(v), 1)} for name, v in self.rss.items() if v}
-
-
-def load_model_module(name: str):
-    """Import a Triton model's model.py directly (for in-process baselines and evaluation)."""
-    path = REPO_ROOT / "models" / name / "1" / "model.py"
-    spec = importlib.util.spec_from_file_location(f"vigil_model_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def model_parameters(name: str) -> dict:
-    """The `parameters` of a model's config.pbtxt, as the Triton model sees them."""
-    import re
-
-    text = (REPO_ROOT / "models" / name / "config.pbtxt").read_text()
-    return dict(re.findall(r'key:\s*"(\w+)"\s*value:\s*\{\s*string_value:\s*"([^"]*)"', text))
 
 
 def percentiles(values, qs=(50, 95, 99)) -> dict:

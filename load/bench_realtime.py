@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import av  # noqa: E402
 import yaml  # noqa: E402
 
-from load._harness import FOOTAGE, Services, env_for, load_model_module, machine, model_parameters, percentiles, private_settings, stack  # noqa: E402
+from vigil.inprocess import motion_detector  # noqa: E402
+from load._harness import FOOTAGE, Services, env_for, machine, percentiles, private_settings, stack  # noqa: E402
 from services.infer.tracker import ByteTracker  # noqa: E402
 from services.ingest.camera import Sampler  # noqa: E402
 from vigil.detections import Detections  # noqa: E402
@@ -89,10 +90,7 @@ def run_pipeline(cameras: int, seconds: float, fps: float, pace: str) -> dict:
 
 def run_raw(frames_wanted: int, fps: float) -> dict:
     """Decode + sample + detect + track in one process: no Kafka, no Triton, no JPEG round trip."""
-    module = load_model_module("motion_detector")
-    params = {k: type(module.MotionDetector.DEFAULTS[k])(v) for k, v in model_parameters("motion_detector").items()
-              if k in module.MotionDetector.DEFAULTS}
-    detector = module.MotionDetector(**params)
+    detector = motion_detector()
     processed, started = 0, time.perf_counter()
     while processed < frames_wanted:
         for index, path in enumerate(FOOTAGE):

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
-from load._harness import VIDEOS, load_model_module, machine, model_parameters  # noqa: E402
+from load._harness import VIDEOS, machine  # noqa: E402
+from vigil.inprocess import motion_detector  # noqa: E402
 from services.ingest.camera import Sampler  # noqa: E402
 from vigil.detections import box_iou  # noqa: E402
 
@@ -45,10 +46,7 @@ def match(pred_boxes, pred_classes, gt_boxes, gt_classes, gt_ignore, iou_thresho
 
 
 def evaluate(video: str, spec: dict, fps: float, iou_threshold: float) -> dict:
-    module = load_model_module("motion_detector")
-    params = {k: type(module.MotionDetector.DEFAULTS[k])(v) for k, v in model_parameters("motion_detector").items()
-              if k in module.MotionDetector.DEFAULTS}
-    detector = module.MotionDetector(**params)
+    detector = motion_detector()
     sampler = Sampler(fps)
     annotated = {int(k): v for k, v in spec["frames"].items()}
     counts = {key: {"tp": 0, "fp": 0, "fn": 0} for key in ["all", "all_class_agnostic", *CLASS_IDS]}

@@ -104,7 +104,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return _track(rows[0]), list(rows[0][13])
 
     def ranked(vector: list[float], embedder_name: str, limit: int, class_id: int | None, exclude: tuple | None,
-               other_cameras_of: str | None, since, until) -> list[Hit]:
+               other_cameras_of: str | None, since, cameras: list[str] | None) -> list[Hit]:
         where = ["s.embedder = {e:String}", "length(s.embedding) = {n:UInt32}"]
         parameters: dict = {"e": embedder_name, "n": len(vector), "q": vector, "limit": limit}
         if class_id is not None:
@@ -119,9 +119,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if since:
             where.append("s.last_seen >= {since:DateTime64(3)}")
             parameters["since"] = since
-        if until:
-            where.append("s.first_seen <= {until:DateTime64(3)}")
-            parameters["until"] = until
+        if cameras:
+            where.append("s.camera_id IN {cams:Array(String)}")
+            parameters["cams"] = cameras
         rows = client().query(
             f"SELECT {TRACK_COLUMNS}, 1 - cosineDistance(s.embedding, {{q:Array(Float32)}}) AS similarity {FROM_TRACKS} "
             f"WHERE {' AND '.join(where)} ORDER BY similarity DESC LIMIT {{limit:UInt32}}", parameters=parameters).result_rows
@@ -141,16 +141,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     def similar(camera_id: str, track_id: int, limit: int = Query(10, ge=1, le=200),
                 same_class: bool = Query(True, description="only tracks of the same class"),
                 other_cameras: bool = Query(True, description="only tracks on other cameras"),
-                after: bool = Query(False, description="only tracks that started after this one ended (where did it go next?)")):
+                after: bool = Query(False, description="only tracks that started after this one ended (where did it go next?)"),
+                cameras: list[str] | None = Query(None, description="only these cameras (repeat the parameter)")):
         found, vector = get_track(camera_id, track_id)
         if not vector:
             raise HTTPException(409, f"track {track_id} on {camera_id!r} has no embedding (infer ran without an embedder)")
         return ranked(vector, found["embedder"], limit, found["class_id"] if same_class else None, (camera_id, track_id),
-                      camera_id if other_cameras else None, found["last_seen"] if after else None, None)
+                      camera_id if other_cameras else None, found["last_seen"] if after else None, cameras)
 
     @app.post("/search/crop", response_model=list[Hit], summary="Tracks that look like an uploaded image of the object")
     def search_crop(image: UploadFile = File(..., description="JPEG or PNG of the object, cropped to it"),
-                    class_id: int | None = Form(None), limit: int = Form(10, ge=1, le=200)):
+                    class_id: int | None = Form(None), limit: int = Form(10, ge=1, le=200),
+                    cameras: str | None = Form(None, description="only these cameras, comma-separated")):
         data = image.file.read()
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if pixels is None:
@@ -164,7 +166,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             embedder.cache_clear()
             raise HTTPException(503, f"embedder {settings.reid_model!r} unavailable at {settings.triton_url}: "
                                      f"{str(exc).splitlines()[0]}") from None
-        return ranked([float(v) for v in vector], model.name, limit, class_id, None, None, None, None)
+        return ranked([float(v) for v in vector], model.name, limit, class_id, None, None, None,
+                      [c for c in cameras.split(",") if c] if cameras else None)
 
     @app.get("/identities/{global_id}/trajectory", response_model=list[Step],
              summary="Every camera a global identity was seen on, in time order, with transit times")

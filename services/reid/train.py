@@ -62,23 +62,60 @@ def load_track_crops(settings: Settings, since: str, until: str, cameras: list[s
         for i, track_id in enumerate(track_ids):
             if track_id >= 0 and (class_id is None or class_ids[i] == class_id):
                 by_track[(camera_id, int(track_id))].append((uri, (x1[i], y1[i], x2[i], y2[i])))
+
+    def crop(observation):
+        uri, box = observation
+        try:
+            bgr = cv2.imdecode(np.frombuffer(store.get(uri), np.uint8), cv2.IMREAD_COLOR)
+        except FrameNotFound:
+            return None
+        return crop_boxes(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.array([box]))[0]
+
+    return _sample_crops(by_track, crop, max_crops, min_crops)
+
+
+def _sample_crops(by_track: dict, crop, max_crops: int, min_crops: int) -> dict[tuple[str, int], np.ndarray]:
+    """Up to `max_crops` observations per track, picked at random (seeded) and cropped with `crop(observation)`
+    (None = unavailable); tracks left with fewer than `min_crops` crops are dropped."""
     crops: dict[tuple[str, int], np.ndarray] = {}
     rng = random.Random(0)
     for key, observations in by_track.items():
         if len(observations) < min_crops:
             continue
         chosen = sorted(rng.sample(range(len(observations)), min(max_crops, len(observations))))
-        images = []
-        for index in chosen:
-            uri, box = observations[index]
-            try:
-                bgr = cv2.imdecode(np.frombuffer(store.get(uri), np.uint8), cv2.IMREAD_COLOR)
-            except FrameNotFound:
-                continue
-            images.append(crop_boxes(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.array([box]))[0])
+        images = [image for image in (crop(observations[i]) for i in chosen) if image is not None]
         if len(images) >= min_crops:
             crops[key] = np.stack(images)
     return crops
+
+
+def load_video_track_crops(videos: dict[str, Path], fps: float = 5.0, class_id: int | None = None,
+                           max_crops: int = 40, min_crops: int = 4) -> dict[tuple[str, int], np.ndarray]:
+    """{(camera, track): crops} from video files, through the same default detector (in process), sampling and
+    tracker as the pipeline: how set-up builds the shipped model without a running stack."""
+    import av
+
+    from services.infer.tracker import ByteTracker
+    from services.ingest.camera import Sampler
+    from vigil.detections import Detections
+    from vigil.inprocess import motion_detector
+
+    detector = motion_detector()
+    by_track: dict[tuple[str, int], list] = defaultdict(list)
+    for camera_id, path in videos.items():
+        tracker, sampler = ByteTracker(), Sampler(fps)
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                if not sampler.take(frame.time):
+                    continue
+                rgb = frame.to_ndarray(format="rgb24")
+                boxes, scores, classes = detector.process(camera_id, rgb)
+                tracked = tracker.update(Detections(boxes, scores, classes))
+                keep = [i for i, (t, c) in enumerate(zip(tracked.tracker_id, tracked.class_id))
+                        if t >= 0 and (class_id is None or c == class_id)]
+                for i, image in zip(keep, crop_boxes(rgb, tracked.xyxy[keep])):
+                    by_track[(camera_id, int(tracked.tracker_id[i]))].append(image)
+    return _sample_crops(by_track, lambda image: image, max_crops, min_crops)
 
 
 def export(model, version_dir: Path, metadata: dict) -> Path:
@@ -104,32 +141,47 @@ def next_version(model_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vigil reid-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--since", required=True, help="start of the period (ClickHouse-parsable time, UTC)")
-    parser.add_argument("--until", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--since", help="train on stored tracks from this time on (ClickHouse-parsable, UTC); needs --until")
+    source.add_argument("--scenario", action="store_true", help="train on the person tracks of the re-ID scenario built "
+                        "from the sample footage (vigil/reid_scenario.py), in process: how set-up builds the default model")
+    parser.add_argument("--until")
     parser.add_argument("--cameras", nargs="*", help="only these cameras (default: all)")
-    parser.add_argument("--class-id", type=int, default=None, help="only this COCO class (default: all)")
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--class-id", type=int, default=None, help="only this COCO class (default: all; --scenario: 0)")
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models" / "reid_learned",
-                        help="Triton model folder; the model is written to <model-dir>/<next version>/model.pt")
+                        help="Triton model folder; the model is written to <model-dir>/<version>/model.pt")
+    parser.add_argument("--version", type=int, help="version folder to write (default: the next free one)")
     args = parser.parse_args(argv)
+    if args.since and not args.until:
+        parser.error("--since needs --until")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = ReidTrainSettings()
     started = time.monotonic()
-    tracks = load_track_crops(settings, args.since, args.until, args.cameras, args.class_id,
-                              settings.reid_train_max_crops, settings.reid_train_min_crops)
+    if args.scenario:
+        from vigil import reid_scenario
+
+        videos = reid_scenario.build(settings.data_dir / "reid-clips")
+        tracks = load_video_track_crops(videos, class_id=0 if args.class_id is None else args.class_id,
+                                        max_crops=settings.reid_train_max_crops, min_crops=settings.reid_train_min_crops)
+        provenance = {"source": "re-ID scenario clips (vigil/reid_scenario.py), default detector in process"}
+    else:
+        tracks = load_track_crops(settings, args.since, args.until, args.cameras, args.class_id,
+                                  settings.reid_train_max_crops, settings.reid_train_min_crops)
+        provenance = {"source": "stored tracks", "since": args.since, "until": args.until}
     if not tracks:
-        print("no tracks with enough crops in that period (are the frames still in the frame store?)")
+        print("no tracks with enough crops (stored: are the frames still in the frame store?)")
         return 2
     log.info("%d tracks, %d crops", len(tracks), sum(len(c) for c in tracks.values()))
     model, history = train_embedder(tracks, steps=args.steps, device=args.device)
-    version = next_version(args.model_dir)
+    version = args.version or next_version(args.model_dir)
     path = export(model, args.model_dir / str(version), {
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "since": args.since, "until": args.until,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **provenance,
         "cameras": sorted({k[0] for k in tracks}), "tracks": len(tracks), "crops": int(sum(len(c) for c in tracks.values())),
         "steps": args.steps, "final_loss": float(np.mean(history[-20:])), "seconds": round(time.monotonic() - started, 1)})
     print(f"wrote {path} (version {version})")
-    if args.model_dir.name == "reid_learned":
+    if args.model_dir.name == "reid_learned" and not args.scenario:
         reload_in_triton(settings.triton_url)
     return 0
 
@@ -145,3 +197,9 @@ def reload_in_triton(url: str, model: str = "reid_learned") -> bool:
     except Exception as exc:  # noqa: BLE001 - Triton may simply not be running
         print(f"could not reload {model} in Triton at {url} ({str(exc).splitlines()[0]}); it is served from the next start")
         return False
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
