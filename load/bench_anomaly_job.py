@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from load._results import save  # noqa: E402
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
@@ -143,9 +144,7 @@ def main() -> int:
               "live": {"seconds": args.live_seconds, "frames_per_s_offered": args.cameras * 5,
                        "rule_events": len(rule_latency), "rule_event_latency_ms": percentiles(rule_latency),
                        "autoencoder_events": len(ae_latency), "autoencoder_event_latency_ms": percentiles(ae_latency)}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save(args.out, result)
     return 0
 
 

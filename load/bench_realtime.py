@@ -9,12 +9,13 @@ Kafka or Triton, and reports the ratio pipeline/raw.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from load._results import save  # noqa: E402
 
 import av  # noqa: E402
 import yaml  # noqa: E402
@@ -123,9 +124,7 @@ def main() -> int:
     raw = run_raw(args.raw_frames, args.fps)
     result = {"benchmark": "realtime", "machine": machine(), "pipeline": pipeline, "raw_in_process": raw,
               "ratio_pipeline_over_raw": round(pipeline["sustained_frames_per_s"] / raw["frames_per_s"], 3)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save(args.out, result)
     return 0
 
 

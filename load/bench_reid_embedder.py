@@ -12,13 +12,14 @@ Only needs torch, numpy and OpenCV for the in-process parts, so it also runs on 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from load._results import save  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -110,9 +111,7 @@ def main() -> int:
     if args.triton:
         result["triton_grpc"] = {m: bench_triton(args.triton, m, [b for b in batches if b <= 64], args.seconds)
                                  for m in ("reid_learned", "reid_color")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save(args.out, result)
     return 0
 
 

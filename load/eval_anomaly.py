@@ -11,11 +11,12 @@ the rule's own delay in event time and the pipeline's processing delay).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from load._results import save  # noqa: E402
 
 from vigil.config import Settings  # noqa: E402
 from vigil.scenarios import Scenario, build  # noqa: E402
@@ -94,9 +95,7 @@ def main() -> int:
     result = {"evaluation": "anomaly", "machine": machine(), "sampling_fps": args.fps, "pace": "native, real time",
               "scenarios": [{"name": s.name, "seconds": round(s.seconds, 1), "injected": s.injected} for s in scenarios],
               **score(scenarios, run, "wall")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "events"}, indent=2))
+    save(args.out, result, shown={k: v for k, v in result.items() if k != "events"})
     return 0
 
 

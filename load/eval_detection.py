@@ -14,6 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from load._results import save  # noqa: E402
+
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -98,9 +100,7 @@ def main() -> int:
     total["recall"] = round(total["tp"] / max(total["tp"] + total["fn"], 1), 3)
     result = {"evaluation": "detection", "detector": "motion_detector", "iou_threshold": iou_threshold,
               "sampling_fps": args.fps, "machine": machine(), "overall_class_aware": total, "videos": per_video}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save(args.out, result)
     return 0
 
 

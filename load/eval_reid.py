@@ -11,7 +11,7 @@ summaries), and the latency from the later track's end to its match on events.v1
 
     .venv/bin/python load/eval_reid.py --out load/results/reid.json            # real time (~9 min)
     .venv/bin/python load/eval_reid.py --out /tmp/reid.json --pace fast      # video clock, no latency figures
-    .venv/bin/python load/eval_reid.py --out load/results/reid.json --ship   # also ship the trained model
+    .venv/bin/python load/eval_reid.py --out load/results/reid.json --ship   # also install the trained model here
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from load._results import save  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -190,7 +192,8 @@ def main() -> int:
     parser.add_argument("--pace", choices=["native", "fast"], default="native")
     parser.add_argument("--steps", type=int, default=400, help="training steps of the learned embedder")
     parser.add_argument("--min-similarity", type=float, default=0.7)
-    parser.add_argument("--ship", action="store_true", help="copy the trained model to models/reid_learned/1/")
+    parser.add_argument("--ship", action="store_true", help="install the trained model as models/reid_learned/1/ in "
+                        "this checkout, replacing the one set-up built")
     args = parser.parse_args()
     clock = "wall" if args.pace == "native" else "video"
     results, trained = {}, None
@@ -217,14 +220,12 @@ def main() -> int:
               "min_similarity": args.min_similarity, "scenario": {
                   "views": [v.__dict__ for v in reid_scenario.VIEWS], "links": reid_scenario.LINKS,
                   "visits": reid_scenario.VISITS}, "training": training, "embedders": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str))
+    save(args.out, result, shown={name: {k: r[k] for k in ("job", "idf1") if k in r} for name, r in results.items()})
     if args.ship:
         target = REPO_ROOT / "models" / "reid_learned" / "1"
         shutil.copy(trained, target / "model.pt")
         shutil.copy(trained.parent / "metadata.json", target / "metadata.json")
-        print(f"shipped {target / 'model.pt'}")
-    print(json.dumps({name: {k: r[k] for k in ("job", "idf1") if k in r} for name, r in results.items()}, indent=2))
+        print(f"installed {target / 'model.pt'} in this checkout (set-up builds its own; the file is not tracked)")
     return 0
 
 

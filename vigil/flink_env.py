@@ -8,6 +8,7 @@ topology on `from_collection`.
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from vigil.config import Settings
@@ -38,6 +39,24 @@ def make_env(settings: Settings, checkpoint_dir: Path | None = None, checkpoint_
     return env
 
 
+@lru_cache(maxsize=1)
+def worker_codec():
+    """One AvroCodec per Python worker process, built on first use (functions ship to workers, codecs do not)."""
+    from vigil.avro_codec import AvroCodec
+
+    return AvroCodec()
+
+
+def encode_stamped(record_type: str, record: dict, key_field: str):
+    """A job's output record → Row(key, Avro value) for the KafkaSink, stamped with its emission time."""
+    import time
+
+    from pyflink.common import Row
+
+    record = {**record, "emitted_ts_ms": time.time_ns() // 1_000_000}
+    return Row(record[key_field].encode(), worker_codec().encode(record_type, record))
+
+
 def latest_checkpoint(checkpoint_dir: Path) -> str | None:
     """Newest completed checkpoint (a chk-N folder with _metadata) under any job id in checkpoint_dir."""
     done = [p for p in Path(checkpoint_dir).glob("*/chk-*") if (p / "_metadata").exists()]
@@ -64,12 +83,10 @@ def dead_letter_route(decoded, settings: Settings, source_topic: str, service: s
 
         from pyflink.common import Row
 
-        from vigil.avro_codec import AvroCodec
-
         _, reason, raw = value
         record = dict(source_topic=source_topic, source_partition=-1, source_offset=-1, service=service,
                       reason=reason, key=None, value=raw, ts_ms=time.time_ns() // 1_000_000)
-        return Row(service.encode(), AvroCodec().encode("DeadLetter", record))
+        return Row(service.encode(), worker_codec().encode("DeadLetter", record))
 
     decoded.filter(lambda value: value[0] is None).map(to_row, output_type=Types.ROW([bytes_type, bytes_type])) \
         .sink_to(kafka_sink(settings, settings.topic("deadletter.v1")))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pyflink.common import Row, Types
+from pyflink.common import Types
 from pyflink.common.time import Time
 from pyflink.datastream.functions import KeyedProcessFunction, ProcessWindowFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
@@ -31,15 +31,11 @@ FIRST_SEEN_RETENTION_MS = 120_000
 def decode_detections(value: bytes):
     """DetectionBatch Avro → `(camera_id, FrameObs)`; undecodable input → `(None, reason, raw bytes)` for the
     dead-letter branch."""
-    from vigil.avro_codec import AvroCodec, UndecodableMessage
+    from vigil.avro_codec import UndecodableMessage
+    from vigil.flink_env import worker_codec
 
-    global _CODEC
     try:
-        codec = _CODEC
-    except NameError:
-        codec = _CODEC = AvroCodec()
-    try:
-        record = codec.decode(bytes(value), expected="DetectionBatch")
+        record = worker_codec().decode(bytes(value), expected="DetectionBatch")
     except UndecodableMessage as exc:
         return None, str(exc), bytes(value)
     return record["frame"]["camera_id"], FrameObs.from_record(record)
@@ -163,14 +159,8 @@ def build_pipeline(frames, zones_by_camera: dict[str, list], registry_root: str,
 
 
 def encode_event(event: dict):
-    """AnomalyEvent dict → Row(key, Avro value) for the KafkaSink."""
-    from vigil.avro_codec import AvroCodec
+    """AnomalyEvent dict → Row(key = camera id, Avro value) for the KafkaSink."""
+    from vigil.flink_env import encode_stamped
 
-    global _ENCODER
-    try:
-        codec = _ENCODER
-    except NameError:
-        codec = _ENCODER = AvroCodec()
-    event = {**event, "emitted_ts_ms": time.time_ns() // 1_000_000}
-    return Row(event["camera_id"].encode(), codec.encode("AnomalyEvent", event))
+    return encode_stamped("AnomalyEvent", event, "camera_id")
 

@@ -15,9 +15,8 @@ A window sees every summary of its site whose last_seen lies in it; tracks alrea
 
 from __future__ import annotations
 
-import time
 
-from pyflink.common import Row, Types
+from pyflink.common import Types
 from pyflink.common.time import Time
 from pyflink.datastream.functions import ProcessWindowFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
@@ -35,13 +34,10 @@ HEARTBEAT = "\x00heartbeat"
 def decode_summary(value: bytes):
     """TrackSummary Avro → `(camera_id, Summary)`; TrackProgress → `(HEARTBEAT, None)` (it only advances event time:
     its Kafka timestamp is how far infer has processed the camera); undecodable input → `(None, reason, raw bytes)`."""
-    from vigil.avro_codec import AvroCodec, UndecodableMessage
+    from vigil.avro_codec import UndecodableMessage
+    from vigil.flink_env import worker_codec
 
-    global _CODEC
-    try:
-        codec = _CODEC
-    except NameError:
-        codec = _CODEC = AvroCodec()
+    codec = worker_codec()
     try:
         if codec.record_type(bytes(value)) == "TrackProgress":
             return HEARTBEAT, None
@@ -86,13 +82,7 @@ def build_pipeline(summaries, topology: Topology, window_ms: int = 120_000, slid
 
 
 def encode_match(record: dict):
-    """ReidMatch dict → Row(key = global id, Avro value), stamped with the emission time."""
-    from vigil.avro_codec import AvroCodec
+    """ReidMatch dict → Row(key = global id, Avro value) for the KafkaSink, stamped with the emission time."""
+    from vigil.flink_env import encode_stamped
 
-    global _ENCODER
-    try:
-        codec = _ENCODER
-    except NameError:
-        codec = _ENCODER = AvroCodec()
-    record = {**record, "emitted_ts_ms": time.time_ns() // 1_000_000}
-    return Row(record["global_id"].encode(), codec.encode("ReidMatch", record))
+    return encode_stamped("ReidMatch", record, "global_id")

@@ -1,7 +1,6 @@
 """Cross-camera matching without Flink: topology gating (links, transit bounds, class), one-to-one assignment,
 chains of global identities that persist across windows, re-emission when chains join, and retention."""
 
-import numpy as np
 
 from jobs.reid.matching import IdentityState, Link, MatchConfig, Summary, Topology, match
 from jobs.reid.synthetic import appearance, observed, summary
