@@ -13,7 +13,7 @@ FLINK_JARS := $(DEPS)/flink/flink-connector-kafka.jar $(DEPS)/flink/kafka-client
 # The learned re-ID embedder is built, not downloaded: trained self-supervised on the person tracks of the re-ID
 # scenario cut from ../shared footage (about 3 min on 2 cores; seeded).
 REID_MODEL := models/reid_learned/1/model.pt
-REID_SOURCES := services/reid/learn.py services/reid/embedding.py services/reid/train.py vigil/reid_scenario.py \
+REID_SOURCES := services/reid/learn.py vigil/reid_embedding.py services/reid/train.py app/reid_build.py app/reid_scenario.py \
   models/motion_detector/1/model.py models/motion_detector/config.pbtxt
 
 .PHONY: setup demo test stack-up stack-down clean bench
@@ -41,7 +41,7 @@ $(FLINK_JARS): $(INSTALLED) jars.sha256
 	@touch $(FLINK_JARS)
 
 $(REID_MODEL): $(INSTALLED) $(REID_SOURCES)
-	$(PY) -m services.reid.train --scenario --version 1
+	$(PY) -m app.reid_build --scenario --version 1
 
 demo: setup
 	$(VENV)/bin/vigil demo

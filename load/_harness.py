@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vigil.config import REPO_ROOT, Settings
-from vigil.stack import manager
-from vigil.stack.process import free_port, tree_rss_mb
+from app.stack import manager
+from app.stack.process import free_port, tree_rss_mb
 
 VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
 FOOTAGE = [VIDEOS / "car-detection.mp4", VIDEOS / "one-by-one-person-detection.mp4"]

@@ -28,15 +28,15 @@ from load._results import save  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from jobs.anomaly.features import FEATURES, windowed_features  # noqa: E402
+from vigil.features import FEATURES, windowed_features  # noqa: E402
 from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic  # noqa: E402
 from load._harness import machine, percentiles, private_settings  # noqa: E402
-from services.anomaly.autoencoder import train  # noqa: E402
-from services.anomaly.registry import Registry  # noqa: E402
+from vigil.anomaly_model import train  # noqa: E402
+from vigil.model_registry import Registry  # noqa: E402
 from vigil.avro_codec import AvroCodec  # noqa: E402
 from vigil.config import REPO_ROOT  # noqa: E402
 from vigil.kafka_io import ensure_topics, make_consumer, make_producer  # noqa: E402
-from vigil.stack import manager  # noqa: E402
+from app.stack import manager  # noqa: E402
 
 
 def wrong_way_car(start_ms, track):

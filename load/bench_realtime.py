@@ -20,10 +20,10 @@ from load._results import save  # noqa: E402
 import av  # noqa: E402
 import yaml  # noqa: E402
 
-from vigil.inprocess import motion_detector  # noqa: E402
+from app.inprocess import motion_detector  # noqa: E402
 from load._harness import FOOTAGE, Services, env_for, machine, percentiles, private_settings, stack  # noqa: E402
-from services.infer.tracker import ByteTracker  # noqa: E402
-from services.ingest.camera import Sampler  # noqa: E402
+from vigil.tracker import ByteTracker  # noqa: E402
+from vigil.sampling import Sampler  # noqa: E402
 from vigil.detections import Detections  # noqa: E402
 from vigil.store.client import connect  # noqa: E402
 

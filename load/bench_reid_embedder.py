@@ -23,7 +23,7 @@ from load._results import save  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from services.reid.embedding import CROP_H, CROP_W, colour_embedding  # noqa: E402
+from vigil.reid_embedding import CROP_H, CROP_W, colour_embedding  # noqa: E402
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "reid_learned" / "1" / "model.pt"
 
@@ -65,7 +65,7 @@ def bench_colour(batches: list[int], seconds: float) -> dict:
 
 
 def bench_triton(url: str, model: str, batches: list[int], seconds: float) -> dict:
-    from services.infer.summaries import TritonEmbedder
+    from services.reid.embedder import TritonEmbedder
 
     embedder, out = TritonEmbedder(url, model), {}
     for batch in batches:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from load._results import save  # noqa: E402
 
 from vigil.config import Settings  # noqa: E402
-from vigil.scenarios import Scenario, build  # noqa: E402
+from app.scenarios import Scenario, build  # noqa: E402
 
 TOLERANCE_S = 10.0
 

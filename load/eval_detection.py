@@ -20,8 +20,8 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 
 from load._harness import VIDEOS, machine  # noqa: E402
-from vigil.inprocess import motion_detector  # noqa: E402
-from services.ingest.camera import Sampler  # noqa: E402
+from app.inprocess import motion_detector  # noqa: E402
+from vigil.sampling import Sampler  # noqa: E402
 from vigil.detections import box_iou  # noqa: E402
 
 CLASS_IDS = {"person": 0, "car": 2}

@@ -30,7 +30,7 @@ from load._results import save  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jobs.reid.matching import IdentityState, MatchConfig, Summary, match  # noqa: E402
-from vigil import reid_scenario  # noqa: E402
+from app import reid_scenario  # noqa: E402
 from vigil.config import REPO_ROOT, Settings  # noqa: E402
 from vigil.store.client import connect  # noqa: E402
 
@@ -167,7 +167,7 @@ def score_reid(settings: Settings, run: dict, clock: str) -> dict:
 
 
 def reid_scenario_topology():
-    from jobs.reid.matching import Topology
+    from vigil.topology import Topology
 
     return Topology.from_config(reid_scenario.LINKS, {v.camera_id: "hall" for v in reid_scenario.VIEWS})
 

@@ -17,8 +17,8 @@ from services.ingest.settings import IngestSettings
 from services.sink.service import Sink, SinkSettings
 from vigil.config import Settings
 from vigil.kafka_io import ensure_topics
-from vigil.stack import manager
-from vigil.stack.process import free_port
+from app.stack import manager
+from app.stack.process import free_port
 from vigil.store.client import connect
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"

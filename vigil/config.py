@@ -15,17 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Topic name -> partitions. Per-camera topics are keyed by camera id, so a camera's messages stay ordered.
-DEFAULT_TOPICS = {
-    "frames.v1": 4,
-    "detections.v1": 4,
-    "tracks.v1": 2,
-    "camera-status.v1": 1,
-    "events.v1": 2,
-    "deadletter.v1": 1,
-}
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="ignore")
 
@@ -36,7 +25,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="bootstrap.servers of the broker.")
     kafka_config: dict[str, str] = Field(default_factory=dict, description="Extra librdkafka settings (SASL/TLS), JSON.")
     kafka_session_timeout_ms: int = Field(6000, description="Consumer session timeout; keep low on Tansu (first join waits half of it).")
-    kafka_topics: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_TOPICS), description="Topics and partition counts.")
+    kafka_topics: dict[str, int] = Field(default_factory=dict, description="Partition counts per topic, overriding the defaults of the topic registry (vigil/topics.py), JSON.")
     kafka_replication_factor: int = 1
     topic_namespace: str = Field("", description="Prefix for every topic name (e.g. 'site-a.'), to share one cluster.")
     schema_registry_url: str | None = Field(None, description="Confluent Schema Registry; unset = Avro single-object encoding.")

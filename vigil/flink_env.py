@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from vigil.config import Settings
+from vigil.topics import DEADLETTER, Topic
 
 
 def make_env(settings: Settings, checkpoint_dir: Path | None = None, checkpoint_interval_ms: int = 2000,
@@ -72,10 +73,11 @@ def restore_path(checkpoint_dir: Path, restore: str) -> str | None:
     return None if restore == "none" else restore
 
 
-def dead_letter_route(decoded, settings: Settings, source_topic: str, service: str) -> None:
+def dead_letter_route(decoded, settings: Settings, source: Topic, service: str) -> None:
     """Send the undecodable branch of a decoded stream — `(None, reason, raw bytes)` tuples — to deadletter.v1."""
     from pyflink.common import Types
 
+    source_topic = source.deployed(settings)
     bytes_type = Types.PRIMITIVE_ARRAY(Types.BYTE())
 
     def to_row(value):
@@ -89,10 +91,10 @@ def dead_letter_route(decoded, settings: Settings, source_topic: str, service: s
         return Row(service.encode(), worker_codec().encode("DeadLetter", record))
 
     decoded.filter(lambda value: value[0] is None).map(to_row, output_type=Types.ROW([bytes_type, bytes_type])) \
-        .sink_to(kafka_sink(settings, settings.topic("deadletter.v1")))
+        .sink_to(kafka_sink(settings, DEADLETTER))
 
 
-def kafka_source(settings: Settings, topics: list[str], group_id: str, from_committed: bool = True):
+def kafka_source(settings: Settings, topics: list[Topic], group_id: str, from_committed: bool = True):
     """Raw-bytes KafkaSource. Records carry the Kafka record timestamp, which event-time watermarks use directly.
 
     Starts from the group's committed offsets (earliest when none). The PyFlink wrappers for committed offsets name
@@ -104,7 +106,7 @@ def kafka_source(settings: Settings, topics: list[str], group_id: str, from_comm
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(settings.kafka_bootstrap)
-        .set_topics(*topics)
+        .set_topics(*(t.deployed(settings) for t in topics))
         .set_group_id(group_id)
         .set_value_only_deserializer(ByteArraySchema())
         .set_property("session.timeout.ms", str(settings.kafka_session_timeout_ms))
@@ -126,7 +128,7 @@ def kafka_source(settings: Settings, topics: list[str], group_id: str, from_comm
     return builder.build()
 
 
-def kafka_sink(settings: Settings, topic: str):
+def kafka_sink(settings: Settings, topic: Topic):
     """At-least-once KafkaSink for `Row(key_bytes, value_bytes)` records. Exactly-once is not used: Tansu delivers
     aborted transactional records, and every Vigil message carries a deterministic id for downstream de-duplication."""
     from pyflink.common.serialization import RowFieldExtractorSchema
@@ -135,7 +137,7 @@ def kafka_sink(settings: Settings, topic: str):
 
     serializer = (
         KafkaRecordSerializationSchema.builder()
-        .set_topic(topic)
+        .set_topic(topic.deployed(settings))
         .set_key_serialization_schema(RowFieldExtractorSchema(0))
         .set_value_serialization_schema(RowFieldExtractorSchema(1))
         .build()

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from vigil.config import Settings
+from vigil.topics import TOPICS
 
 
 def client_config(settings: Settings) -> dict:
@@ -54,10 +55,14 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str]:
     """Create the configured topics that do not exist yet; return the ones created."""
     admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=timeout_s).topics)
+    unknown = sorted(set(settings.kafka_topics) - set(TOPICS))
+    if unknown:
+        raise ValueError(f"VIGIL_KAFKA_TOPICS names topics that are not in the registry (vigil/topics.py): {unknown}")
     missing = [
-        NewTopic(settings.topic(name), num_partitions=partitions, replication_factor=settings.kafka_replication_factor)
-        for name, partitions in settings.kafka_topics.items()
-        if settings.topic(name) not in existing
+        NewTopic(t.deployed(settings), num_partitions=t.partitions_in(settings),
+                 replication_factor=settings.kafka_replication_factor, config={"retention.ms": str(t.retention_ms)})
+        for t in TOPICS.values()
+        if t.deployed(settings) not in existing
     ]
     if not missing:
         return []

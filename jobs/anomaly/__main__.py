@@ -15,7 +15,7 @@ from pyflink.common import Duration, Types, WatermarkStrategy
 
 from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections, encode_event
 from jobs.anomaly.rules import RuleConfig
-from services.anomaly.train import AnomalySettings
+from vigil.model_registry import AnomalySettings
 from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
 
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = AnomalySettings()
     zones = {}
     if args.cameras:
-        from services.ingest.cameras import load_cameras
+        from vigil.cameras import load_cameras
 
         zones = {c.id: [z.model_dump() for z in c.zones] for c in load_cameras(args.cameras).cameras}
     restore = restore_path(args.checkpoint_dir, args.restore)

@@ -20,7 +20,7 @@ from pyflink.datastream.functions import KeyedProcessFunction, ProcessWindowFunc
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.datastream.window import TumblingEventTimeWindows
 
-from jobs.anomaly.features import COLD_WINDOWS, FrameObs, scene_features
+from vigil.features import COLD_WINDOWS, FrameObs, scene_features
 from jobs.anomaly.rules import RuleConfig, RuleEngine, zones_from_config
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
@@ -101,7 +101,7 @@ class AutoencoderScorer(KeyedProcessFunction):
         self.margin, self.history, self.reload_interval_s = margin, history, reload_interval_s
 
     def open(self, runtime_context: RuntimeContext):
-        from services.anomaly.registry import Registry
+        from vigil.model_registry import Registry
 
         self.registry = Registry(Path(self.registry_root))
         self.models: dict[str, tuple[str, object, float]] = {}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobs.anomaly.features import FrameObs
+from vigil.features import FrameObs
 
 PERSON, CAR = 0, 2
 
@@ -54,7 +54,7 @@ class Zone:
 
 
 def zones_from_config(zones: list) -> list[Zone]:
-    """From `services.ingest.cameras.Zone` models (or dicts of the same shape)."""
+    """From `vigil.cameras.Zone` models (or dicts of the same shape)."""
     result = []
     for zone in zones:
         zone = zone if isinstance(zone, dict) else zone.model_dump()

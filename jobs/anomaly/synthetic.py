@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jobs.anomaly.features import FrameObs
+from vigil.features import FrameObs
 from vigil.avro_codec import AvroCodec
 
 LANE = [{"name": "lane", "kind": "traffic", "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]], "direction": [0, 1]}]

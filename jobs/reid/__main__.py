@@ -17,8 +17,9 @@ from pyflink.common import Duration, Types, WatermarkStrategy
 
 from jobs.reid.job import BYTES, PICKLED, build_pipeline, decode_summary, encode_match
 from jobs.reid.matching import MatchConfig
-from services.ingest.cameras import load_cameras
+from vigil.cameras import load_cameras
 from vigil.config import Settings
+from vigil.topics import EVENTS, TRACKS
 from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
 
 
@@ -49,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     env = make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
     watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(settings.reid_out_of_orderness_ms))
                   .with_idleness(Duration.of_seconds(5)))
-    raw = env.from_source(kafka_source(settings, [settings.topic("tracks.v1")], args.group), watermarks, "tracks.v1")
+    raw = env.from_source(kafka_source(settings, [TRACKS], args.group), watermarks, TRACKS.name)
     decoded = raw.map(decode_summary, output_type=PICKLED)
-    dead_letter_route(decoded, settings, settings.topic("tracks.v1"), "reid-job")
+    dead_letter_route(decoded, settings, TRACKS, "reid-job")
     matches = build_pipeline(decoded, topology, settings.reid_window_ms,
                              settings.reid_slide_ms, MatchConfig(min_similarity=settings.reid_min_similarity))
-    matches.map(encode_match, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, settings.topic("events.v1")))
+    matches.map(encode_match, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, EVENTS))
     env.execute("vigil-reid")
     return 0
 

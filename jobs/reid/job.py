@@ -22,7 +22,8 @@ from pyflink.datastream.functions import ProcessWindowFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.datastream.window import SlidingEventTimeWindows
 
-from jobs.reid.matching import IdentityState, MatchConfig, Summary, Topology, match
+from jobs.reid.matching import IdentityState, MatchConfig, Summary, match
+from vigil.topology import Topology
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())

@@ -15,39 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from vigil.topology import Topology
+
 Key = tuple[str, int]  # (camera_id, track_id)
-
-
-@dataclass(frozen=True)
-class Link:
-    from_camera: str
-    to_camera: str
-    min_transit_s: float
-    max_transit_s: float
-
-
-class Topology:
-    """Which cameras connect, with transit bounds, and which site each camera belongs to."""
-
-    def __init__(self, links: list[Link], sites: dict[str, str] | None = None):
-        self.links = {(link.from_camera, link.to_camera): link for link in links}
-        self.sites = sites or {}
-
-    @classmethod
-    def from_config(cls, raw_links: list[dict], sites: dict[str, str]) -> "Topology":
-        links = []
-        for raw in raw_links:
-            link = Link(raw["from_camera"], raw["to_camera"], float(raw["min_transit_s"]), float(raw["max_transit_s"]))
-            links.append(link)
-            if raw.get("bidirectional"):
-                links.append(Link(link.to_camera, link.from_camera, link.min_transit_s, link.max_transit_s))
-        return cls(links, sites)
-
-    def site(self, camera_id: str) -> str:
-        return self.sites.get(camera_id, "default")
-
-    def link(self, from_camera: str, to_camera: str) -> Link | None:
-        return self.links.get((from_camera, to_camera))
 
 
 @dataclass

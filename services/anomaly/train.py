@@ -15,20 +15,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from jobs.anomaly.features import FEATURES, FrameObs, windowed_features
-from services.anomaly.autoencoder import train
-from services.anomaly.registry import Registry
+from vigil.features import FEATURES, FrameObs, windowed_features
+from vigil.anomaly_model import train
+from vigil.model_registry import AnomalySettings, Registry
 from vigil.config import Settings
 from vigil.store.client import connect
-
-
-class AnomalySettings(Settings):
-    anomaly_registry: Path = Field(Path(""), description="Model registry root; empty = <data_dir>/models/anomaly.")
-    anomaly_window_ms: int = Field(2000, ge=100, description="Tumbling event-time window of the scene features.")
-
-    @property
-    def registry_root(self) -> Path:
-        return self.anomaly_registry if str(self.anomaly_registry) not in ("", ".") else self.data_dir / "models" / "anomaly"
 
 
 def load_frames(settings: Settings, camera_id: str, since: str, until: str) -> list[FrameObs]:

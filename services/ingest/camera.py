@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import av
 import cv2
 
-from services.ingest.cameras import Camera
+from vigil.cameras import Camera
 from services.ingest.settings import IngestSettings
+from vigil.sampling import Sampler
 
 log = logging.getLogger("vigil.ingest")
 
@@ -32,21 +33,6 @@ class CameraCounters:
     published_at_last_status: int = 0
     errors_at_last_status: int = 0
     last_status_mono: float = field(default_factory=time.monotonic)
-
-
-class Sampler:
-    """Keeps a frame when its stream time reaches the next sampling instant (target fps, never above the source)."""
-
-    def __init__(self, fps: float):
-        self.period = 1.0 / fps
-        self.next_t: float | None = None
-
-    def take(self, t: float) -> bool:
-        if self.next_t is None or t >= self.next_t - 1e-6:
-            # stay on the grid unless we fell more than a period behind (a gap in the stream)
-            self.next_t = (self.next_t + self.period) if self.next_t is not None and t - self.next_t < self.period else t + self.period
-            return True
-        return False
 
 
 class CameraWorker:

@@ -23,7 +23,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from services.reid.embedding import crop_boxes
+from vigil.reid_embedding import crop_boxes
 from vigil.config import Settings
 
 
@@ -91,7 +91,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @lru_cache(maxsize=1)
     def embedder():
-        from services.infer.summaries import TritonEmbedder
+        from services.reid.embedder import TritonEmbedder
 
         return TritonEmbedder(settings.triton_url, settings.reid_model)
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from services.reid.embedding import reid_net
+from vigil.reid_embedding import reid_net
 
 log = logging.getLogger("vigil.reid.train")
 

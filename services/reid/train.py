@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from services.reid.embedding import crop_boxes
+from vigil.reid_embedding import crop_boxes
 from services.reid.learn import train_embedder  # noqa: F401 - re-exported: the trainer's entry point
 from vigil.config import REPO_ROOT, Settings
 
@@ -71,10 +71,10 @@ def load_track_crops(settings: Settings, since: str, until: str, cameras: list[s
             return None
         return crop_boxes(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.array([box]))[0]
 
-    return _sample_crops(by_track, crop, max_crops, min_crops)
+    return sample_crops(by_track, crop, max_crops, min_crops)
 
 
-def _sample_crops(by_track: dict, crop, max_crops: int, min_crops: int) -> dict[tuple[str, int], np.ndarray]:
+def sample_crops(by_track: dict, crop, max_crops: int, min_crops: int) -> dict[tuple[str, int], np.ndarray]:
     """Up to `max_crops` observations per track, picked at random (seeded) and cropped with `crop(observation)`
     (None = unavailable); tracks left with fewer than `min_crops` crops are dropped."""
     crops: dict[tuple[str, int], np.ndarray] = {}
@@ -89,40 +89,11 @@ def _sample_crops(by_track: dict, crop, max_crops: int, min_crops: int) -> dict[
     return crops
 
 
-def load_video_track_crops(videos: dict[str, Path], fps: float = 5.0, class_id: int | None = None,
-                           max_crops: int = 40, min_crops: int = 4) -> dict[tuple[str, int], np.ndarray]:
-    """{(camera, track): crops} from video files, through the same default detector (in process), sampling and
-    tracker as the pipeline: how set-up builds the shipped model without a running stack."""
-    import av
-
-    from services.infer.tracker import ByteTracker
-    from services.ingest.camera import Sampler
-    from vigil.detections import Detections
-    from vigil.inprocess import motion_detector
-
-    detector = motion_detector()
-    by_track: dict[tuple[str, int], list] = defaultdict(list)
-    for camera_id, path in videos.items():
-        tracker, sampler = ByteTracker(), Sampler(fps)
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                if not sampler.take(frame.time):
-                    continue
-                rgb = frame.to_ndarray(format="rgb24")
-                boxes, scores, classes = detector.process(camera_id, rgb)
-                tracked = tracker.update(Detections(boxes, scores, classes))
-                keep = [i for i, (t, c) in enumerate(zip(tracked.tracker_id, tracked.class_id))
-                        if t >= 0 and (class_id is None or c == class_id)]
-                for i, image in zip(keep, crop_boxes(rgb, tracked.xyxy[keep])):
-                    by_track[(camera_id, int(tracked.tracker_id[i]))].append(image)
-    return _sample_crops(by_track, lambda image: image, max_crops, min_crops)
-
-
 def export(model, version_dir: Path, metadata: dict) -> Path:
     """TorchScript model.pt (+ metadata.json) in a Triton version folder."""
     import torch
 
-    from services.reid.embedding import CROP_H, CROP_W
+    from vigil.reid_embedding import CROP_H, CROP_W
 
     version_dir.mkdir(parents=True, exist_ok=True)
     scripted = torch.jit.trace(model, torch.zeros(2, 3, CROP_H, CROP_W))
@@ -138,13 +109,15 @@ def next_version(model_dir: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, scenario_tracks=None) -> int:
+    """`scenario_tracks(settings, class_id)` supplies the --scenario crops; the application layer passes it
+    (`app/reid_build.py`), since the scenario is cut from the sample footage by code above the services."""
     parser = argparse.ArgumentParser(prog="vigil reid-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--since", help="train on stored tracks from this time on (ClickHouse-parsable, UTC); needs --until")
     source.add_argument("--scenario", action="store_true", help="train on the person tracks of the re-ID scenario built "
-                        "from the sample footage (vigil/reid_scenario.py), in process: how set-up builds the default model")
+                        "from the sample footage (app/reid_scenario.py), in process: how set-up builds the default model")
     parser.add_argument("--until")
     parser.add_argument("--cameras", nargs="*", help="only these cameras (default: all)")
     parser.add_argument("--class-id", type=int, default=None, help="only this COCO class (default: all; --scenario: 0)")
@@ -160,12 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = ReidTrainSettings()
     started = time.monotonic()
     if args.scenario:
-        from vigil import reid_scenario
-
-        videos = reid_scenario.build(settings.data_dir / "reid-clips")
-        tracks = load_video_track_crops(videos, class_id=0 if args.class_id is None else args.class_id,
-                                        max_crops=settings.reid_train_max_crops, min_crops=settings.reid_train_min_crops)
-        provenance = {"source": "re-ID scenario clips (vigil/reid_scenario.py), default detector in process"}
+        if scenario_tracks is None:
+            parser.error("--scenario is run by `vigil reid-train --scenario` (app/reid_build.py)")
+        tracks = scenario_tracks(settings, 0 if args.class_id is None else args.class_id)
+        provenance = {"source": "re-ID scenario clips (app/reid_scenario.py), default detector in process"}
     else:
         tracks = load_track_crops(settings, args.since, args.until, args.cameras, args.class_id,
                                   settings.reid_train_max_crops, settings.reid_train_min_crops)

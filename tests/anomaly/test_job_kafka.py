@@ -15,9 +15,9 @@ import uuid
 import numpy as np
 import yaml
 
-from jobs.anomaly.features import FEATURES, windowed_features
-from services.anomaly.autoencoder import train
-from services.anomaly.registry import Registry
+from vigil.features import FEATURES, windowed_features
+from vigil.anomaly_model import train
+from vigil.model_registry import Registry
 from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
 from tests.conftest import running, wait_for_rows
 from vigil.avro_codec import AvroCodec

@@ -6,13 +6,13 @@ import pytest
 from pyflink.common import Duration, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
 
-from jobs.anomaly.features import FEATURES, windowed_features
+from vigil.features import FEATURES, windowed_features
 from pyflink.common import Types
 
 from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections
 from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
-from services.anomaly.autoencoder import train
-from services.anomaly.registry import Registry
+from vigil.anomaly_model import train
+from vigil.model_registry import Registry
 from vigil.config import Settings
 from vigil.flink_env import make_env
 

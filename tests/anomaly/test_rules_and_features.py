@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jobs.anomaly.features import FEATURES, FrameObs, scene_features, windowed_features
+from vigil.features import FEATURES, FrameObs, scene_features, windowed_features
 from jobs.anomaly.rules import RuleConfig, RuleEngine, zones_from_config
 
 LANE = [{"name": "lane", "kind": "traffic", "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]], "direction": [0, 1]}]

@@ -5,7 +5,7 @@ the stopped cars, the wrong-way cars and the composited crowd are caught, and no
 import pytest
 
 from load.eval_anomaly import run_scenarios, score
-from vigil.scenarios import build
+from app.scenarios import build
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ import datetime
 import numpy as np
 import pytest
 
-from services.anomaly.registry import Registry
-from services.anomaly.train import AnomalySettings, train_camera
-from services.sink.rows import DETECTION_COLUMNS, FRAME_COLUMNS, detection_row, frame_row
+from vigil.model_registry import Registry
+from services.anomaly.train import train_camera
+from vigil.model_registry import AnomalySettings
+from vigil.outputs.clickhouse_rows import DETECTION_COLUMNS, FRAME_COLUMNS, detection_row, frame_row
 from jobs.anomaly.synthetic import as_detection_batch, normal_traffic
 from vigil.avro_codec import AvroCodec
 from vigil.store.client import connect

@@ -3,7 +3,7 @@ tracks end after max misses."""
 
 import numpy as np
 
-from services.infer.tracker import ByteTracker, TrackerConfig
+from vigil.tracker import ByteTracker, TrackerConfig
 from vigil.detections import Detections
 
 

@@ -11,7 +11,7 @@ import torch
 from services.infer.detector import TritonDetector
 from tests.conftest import make_settings
 from vigil.config import REPO_ROOT
-from vigil.stack import manager
+from app.stack import manager
 
 MODEL_PY = REPO_ROOT / "models" / "yolo_onnx" / "1" / "model.py"
 

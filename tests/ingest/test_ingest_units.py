@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from services.ingest.camera import Sampler
-from services.ingest.cameras import CameraConfigError, load_cameras
+from vigil.sampling import Sampler
+from vigil.cameras import CameraConfigError, load_cameras
 from vigil.framestore import FrameNotFound, LocalFrameStore, open_frame_store
 
 

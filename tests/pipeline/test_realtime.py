@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 import pytest
 
-from services.ingest.cameras import Camera
+from vigil.cameras import Camera
 from services.ingest.service import run as run_ingest
 from tests.conftest import CAR_VIDEO
 from tests.conftest import running, wait_for_rows

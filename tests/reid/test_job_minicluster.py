@@ -7,7 +7,8 @@ from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
 
 from jobs.reid.job import BYTES, PICKLED, build_pipeline, decode_summary
-from jobs.reid.matching import Link, MatchConfig, Topology
+from jobs.reid.matching import MatchConfig
+from vigil.topology import Link, Topology
 from jobs.reid.synthetic import appearance, observed, summary
 from vigil.avro_codec import AvroCodec
 from vigil.config import Settings

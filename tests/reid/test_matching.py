@@ -2,7 +2,8 @@
 chains of global identities that persist across windows, re-emission when chains join, and retention."""
 
 
-from jobs.reid.matching import IdentityState, Link, MatchConfig, Summary, Topology, match
+from jobs.reid.matching import IdentityState, MatchConfig, Summary, match
+from vigil.topology import Link, Topology
 from jobs.reid.synthetic import appearance, observed, summary
 
 T0 = 1_700_000_000_000

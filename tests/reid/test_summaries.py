@@ -3,8 +3,8 @@ vote, robust mean embedding, best crop), when it is due, and that summaries of o
 
 import numpy as np
 
-from services.infer.summaries import TrackSummaries
-from services.reid.embedding import CROP_H, CROP_W, robust_mean
+from services.reid.summaries import TrackSummaries
+from vigil.reid_embedding import CROP_H, CROP_W, robust_mean
 from vigil.detections import Detections
 
 

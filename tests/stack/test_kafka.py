@@ -6,6 +6,7 @@ import uuid
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from vigil.avro_codec import AvroCodec
+from vigil.topics import TOPICS
 from vigil.kafka_io import client_config, make_consumer, make_producer
 
 
@@ -27,10 +28,10 @@ def _consume(consumer, codec, want: int, max_polls: int = 200) -> list[dict]:
     return got
 
 
-def test_topics_created_with_configured_partitions(stack):
+def test_topics_created_from_the_registry(stack):
     topics = AdminClient(client_config(stack)).list_topics(timeout=5).topics
-    for name, partitions in stack.kafka_topics.items():
-        assert len(topics[name].partitions) == partitions
+    for registered in TOPICS.values():
+        assert len(topics[registered.deployed(stack)].partitions) == registered.partitions_in(stack)
 
 
 def test_consumer_group_commits_and_resumes(stack):

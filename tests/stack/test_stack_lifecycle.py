@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from tests.conftest import make_settings
-from vigil.stack import manager
-from vigil.stack.components import Flink, Triton
-from vigil.stack.process import StackError
+from app.stack import manager
+from app.stack.components import Flink, Triton
+from app.stack.process import StackError
 
 
 def _alive(pid: int) -> bool:
@@ -27,7 +27,7 @@ def test_up_status_down_through_the_cli(tmp_path):
            "VIGIL_TRITON_URL": settings.triton_url, "VIGIL_TRITON_HTTP_PORT": str(settings.triton_http_port),
            "VIGIL_TRITON_METRICS_PORT": str(settings.triton_metrics_port), "VIGIL_CLICKHOUSE_DSN": settings.clickhouse_dsn,
            "PATH": "/usr/bin:/bin"}
-    vigil = [sys.executable, "-m", "vigil.cli", "stack"]
+    vigil = [sys.executable, "-m", "app.cli", "stack"]
     try:
         up = subprocess.run(vigil + ["up"], env=env, capture_output=True, text=True, timeout=240)
         assert up.returncode == 0, up.stdout + up.stderr

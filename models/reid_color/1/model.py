@@ -2,7 +2,7 @@
 import cv2
 import triton_python_backend_utils as pb_utils
 
-from services.reid.embedding import colour_embedding
+from vigil.reid_embedding import colour_embedding
 
 
 class TritonPythonModel:

@@ -24,11 +24,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vigil.config import REPO_ROOT, Settings
-from vigil.stack import manager
+from app.stack import manager
 from vigil.store.client import connect
 
-from vigil import reid_scenario
-from vigil.scenarios import CAR_ZONES, ROOM_ZONES, VIDEOS, build as build_scenarios
+from app import reid_scenario
+from app.scenarios import CAR_ZONES, ROOM_ZONES, VIDEOS, build as build_scenarios
 
 SUMMARY_QUERIES = {
     "frames": "SELECT camera_id, count() AS frames, sum(num_detections) AS detections, "

@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 from vigil.config import REPO_ROOT, Settings
-from vigil.stack.process import ManagedProcess, StackError, port_in_use, port_open
+from vigil.topics import TOPICS
+from app.stack.process import ManagedProcess, StackError, port_in_use, port_open
 
 
 @dataclass
@@ -114,13 +115,13 @@ class Broker(Component):
             topics = topic_partitions(self.settings, timeout_s=3)
         except Exception as exc:
             return Health(False, f"broker at {self.settings.kafka_bootstrap} does not answer metadata: {exc}")
-        missing = [self.settings.topic(t) for t in self.settings.kafka_topics if self.settings.topic(t) not in topics]
+        missing = [t.deployed(self.settings) for t in TOPICS.values() if t.deployed(self.settings) not in topics]
         detail = f"{self.settings.kafka_bootstrap}, {len(topics)} topics" + (f", missing {missing}" if missing else "")
         return Health(True, detail, self.process.rss_mb(), {"topics": topics})
 
 
 class Store(Component):
-    """chDB served over the ClickHouse HTTP protocol (vigil.store.server), migrations applied at start."""
+    """chDB served over the ClickHouse HTTP protocol (app.stack.chdb_server), migrations applied at start."""
 
     name = "clickhouse"
     embedded_setting = "clickhouse_embedded"
@@ -129,7 +130,7 @@ class Store(Component):
         return [(self.settings.clickhouse_port, "VIGIL_CLICKHOUSE_DSN=http://127.0.0.1:<port>/default")]
 
     def command(self):
-        argv = [sys.executable, "-m", "vigil.store.server", "--path", str(self.settings.chdb_path),
+        argv = [sys.executable, "-m", "app.stack.chdb_server", "--path", str(self.settings.chdb_path),
                 "--port", str(self.settings.clickhouse_port), "--ttl-days", str(self.settings.clickhouse_ttl_days)]
         return argv, {}
 

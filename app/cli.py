@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.config import get_settings
-from vigil.stack.process import StackError
+from app.stack.process import StackError
 
 console = Console(width=max(140, Console().width))
 
@@ -31,7 +31,7 @@ def _print_parts(reports, title: str) -> bool:
 
 
 def cmd_stack(args) -> int:
-    from vigil.stack import manager
+    from app.stack import manager
 
     settings = get_settings()
     if args.action == "up":
@@ -39,7 +39,7 @@ def cmd_stack(args) -> int:
         _print_parts(reports, "vigil stack up")
         return 0
     if args.action == "check":
-        from vigil.stack.flink_check import run_check
+        from app.stack.flink_check import run_check
 
         result = run_check(settings)
         console.print(f"flink: {result.received}/{result.sent} records through KafkaSource → job → KafkaSink "
@@ -75,7 +75,7 @@ def cmd_store(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from vigil.demo import run_demo
+    from app.demo import run_demo
 
     return run_demo(get_settings(), fps=args.fps, speed=args.speed, console=console)
 
@@ -83,7 +83,7 @@ def cmd_demo(args) -> int:
 SERVICE_ENTRY_POINTS = {
     "ingest": "services.ingest.service", "infer": "services.infer.service", "sink": "services.sink.service",
     "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
-    "reid-job": "jobs.reid.__main__", "reid-train": "services.reid.train", "reid-api": "services.reid.api",
+    "reid-job": "jobs.reid.__main__", "reid-train": "app.reid_build", "reid-api": "services.reid.api",
 }
 
 
@@ -94,8 +94,8 @@ def cmd_service(args) -> int:
 
 
 def cmd_anomaly_approve(args) -> int:
-    from services.anomaly.registry import Registry
-    from services.anomaly.train import AnomalySettings
+    from vigil.model_registry import Registry
+    from vigil.model_registry import AnomalySettings
 
     registry = Registry(AnomalySettings().registry_root)
     registry.approve(args.camera, args.version)

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from vigil.config import REPO_ROOT, Settings
+from vigil.topics import HOUR_MS, Topic
 
 
 @dataclass
@@ -49,7 +50,7 @@ def run_check(settings: Settings, records: int = 40, timeout_s: float = 150.0) -
     producer.flush(15)
     env = {**os.environ, "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "VIGIL_FLINK_LIB_DIR": str(settings.flink_lib_dir),
            "VIGIL_KAFKA_CONFIG": __import__("json").dumps(settings.kafka_config)}
-    job = subprocess.Popen([sys.executable, "-m", "vigil.stack.flink_check", source_topic, sink_topic],
+    job = subprocess.Popen([sys.executable, "-m", "app.stack.flink_check", source_topic, sink_topic],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
     consumer = make_consumer(settings, f"flink-check-{run_id}", [sink_topic])
     received = set()
@@ -80,9 +81,11 @@ def _job(source_topic: str, sink_topic: str) -> None:
     from vigil.avro_codec import AvroCodec
     from vigil.flink_env import kafka_sink, kafka_source, make_env
 
-    settings = Settings()
+    settings = Settings()  # no namespace: the parent passes deployed names
+    check_in, check_out = (Topic(name, ("FrameRef",), "camera_id", 2, HOUR_MS, "vigil stack check")
+                           for name in (source_topic, sink_topic))
     env = make_env(settings)
-    stream = env.from_source(kafka_source(settings, [source_topic], "vigil-flink-check"),
+    stream = env.from_source(kafka_source(settings, [check_in], "vigil-flink-check"),
                              WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(2)), "frames")
 
     def mark(value: bytes):
@@ -92,7 +95,7 @@ def _job(source_topic: str, sink_topic: str) -> None:
         return Row(frame["camera_id"].encode(), codec.encode("FrameRef", frame, sink_topic))
 
     as_bytes = Types.PRIMITIVE_ARRAY(Types.BYTE())
-    stream.map(mark, output_type=Types.ROW([as_bytes, as_bytes])).sink_to(kafka_sink(settings, sink_topic))
+    stream.map(mark, output_type=Types.ROW([as_bytes, as_bytes])).sink_to(kafka_sink(settings, check_out))
     env.execute_async("vigil-flink-check")
     print("submitted", flush=True)
     sys.stdin.read()  # the job runs until the parent closes stdin

@@ -11,8 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from services.anomaly.autoencoder import SceneAutoencoder, ScoringModel
+from vigil.anomaly_model import SceneAutoencoder, ScoringModel
+from vigil.config import Settings
+
+
+class AnomalySettings(Settings):
+    anomaly_registry: Path = Field(Path(""), description="Model registry root; empty = <data_dir>/models/anomaly.")
+    anomaly_window_ms: int = Field(2000, ge=100, description="Tumbling event-time window of the scene features.")
+
+    @property
+    def registry_root(self) -> Path:
+        return self.anomaly_registry if str(self.anomaly_registry) not in ("", ".") else self.data_dir / "models" / "anomaly"
 
 
 class Registry:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from vigil.config import Settings
 from vigil.kafka_io import ensure_topics
-from vigil.stack.components import Broker, Component, Flink, Health, Store, Triton
-from vigil.stack.process import StackError
+from app.stack.components import Broker, Component, Flink, Health, Store, Triton
+from app.stack.process import StackError
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 
 UTC = datetime.timezone.utc
 
@@ -77,16 +79,23 @@ def reid_match_row(r: dict) -> list:
             r["similarity"], r["embedder"], ts(r["emitted_ts_ms"])]
 
 
-# Record types that travel on a stored topic but are not stored (heartbeats).
-NOT_STORED = {"tracks.v1": {"TrackProgress"}}
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: list[str]
+    row: Callable[[dict], list]
 
-# topic -> {record type -> (table, columns, row function)}; events.v1 carries more than one record type.
-ROUTES = {
-    "frames.v1": {"FrameRef": ("frames", FRAME_COLUMNS, frame_row)},
-    "detections.v1": {"DetectionBatch": ("detections", DETECTION_COLUMNS, detection_row)},
-    "camera-status.v1": {"CameraStatus": ("camera_status", STATUS_COLUMNS, status_row)},
-    "deadletter.v1": {"DeadLetter": ("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row)},
-    "tracks.v1": {"TrackSummary": ("track_summaries", TRACK_SUMMARY_COLUMNS, track_summary_row)},
-    "events.v1": {"AnomalyEvent": ("anomalies", ANOMALY_COLUMNS, anomaly_row),
-                  "ReidMatch": ("reid_matches", REID_MATCH_COLUMNS, reid_match_row)},
+
+# record type -> the table that stores it. A record type is stored in one table whichever topic carries it.
+TABLES: dict[str, Table] = {
+    "FrameRef": Table("frames", FRAME_COLUMNS, frame_row),
+    "DetectionBatch": Table("detections", DETECTION_COLUMNS, detection_row),
+    "CameraStatus": Table("camera_status", STATUS_COLUMNS, status_row),
+    "DeadLetter": Table("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row),
+    "TrackSummary": Table("track_summaries", TRACK_SUMMARY_COLUMNS, track_summary_row),
+    "AnomalyEvent": Table("anomalies", ANOMALY_COLUMNS, anomaly_row),
+    "ReidMatch": Table("reid_matches", REID_MATCH_COLUMNS, reid_match_row),
 }
+
+# Record types that travel on a stored topic but are deliberately not stored (heartbeats).
+NOT_STORED = {"TrackProgress"}

@@ -9,6 +9,8 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from vigil.topology import Topology
+
 
 class Zone(BaseModel):
     """A polygon in pixel coordinates of the camera image, with what it is for."""
@@ -88,9 +90,7 @@ class CameraConfig(BaseModel):
                 raise ValueError(f"link {link.from_camera} -> {link.to_camera} joins two sites; links stay inside one")
         return self
 
-    def topology(self):
-        from jobs.reid.matching import Topology
-
+    def topology(self) -> Topology:
         return Topology.from_config([link.model_dump() for link in self.links], {c.id: c.site for c in self.cameras})
 
 

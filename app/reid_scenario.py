@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vigil.scenarios import PERSON_FPS, PERSON_VIDEO, _frames, _write
+from app.scenarios import PERSON_FPS, PERSON_VIDEO, _frames, _write
 
 # Visits (source seconds), read off the footage: each is one person entering at the bottom and leaving at the right.
 VISITS = {"p1": (5.0, 20.6), "p2": (22.4, 45.4), "p3": (49.8, 70.6), "p4": (74.0, 87.6), "p5": (91.6, 121.0),

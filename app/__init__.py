@@ -1,0 +1,1 @@
+"""The application layer: the `vigil` command, the demo, the embedded stack and the scenarios cut from the footage."""

@@ -1,0 +1,282 @@
+"""The one service runtime: consume → decode → handle → write to outputs → flush → commit, written once.
+
+Every long-running service is a small `Handler` (what to do with a batch of decoded records) or a `Source` (where
+records come from when not from Kafka, e.g. cameras) plugged into this runtime, which owns what they have in common:
+
+- decoding against the topic registry, and dead letters for anything undecodable or of a type the topic does not carry;
+- at-least-once delivery: offsets are committed only after every output flushed (broker acknowledged, rows inserted);
+- back-off through outages (`retry`), stop on SIGTERM/SIGINT, a stats file, and `main()` with clear start-up errors.
+
+    StreamService(settings, "infer", inputs=[FRAMES], handler=..., outputs=[kafka]).run(stop)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vigil.avro_codec import AvroCodec, UndecodableMessage
+from vigil.config import Settings
+from vigil.kafka_io import make_consumer
+from vigil.statsfile import write_stats
+from vigil.topics import DEADLETTER, Topic
+
+log = logging.getLogger("vigil.runtime")
+
+
+class StartupError(RuntimeError):
+    """Configuration a service cannot start with; the message says what to fix (the process exits with status 2)."""
+
+
+def retry(call: Callable[[], Any], stop: threading.Event | None, what: str, logger: logging.Logger = log,
+          initial_s: float = 0.5, max_s: float = 10.0) -> tuple[bool, Any]:
+    """Call `call()` until it succeeds, backing off exponentially (capped) between failures: how every service rides
+    out a Triton, ClickHouse or broker outage. Returns (True, result), or (False, None) when `stop` was set while
+    waiting (the caller then leaves its input uncommitted, so nothing is lost)."""
+    backoff = initial_s
+    while True:
+        try:
+            return True, call()
+        except Exception as exc:  # client libraries raise many types for outages and overload
+            logger.error("%s failed (%s); retrying in %.1fs", what, str(exc).splitlines()[0][:300] if str(exc) else
+                         type(exc).__name__, backoff)
+            if stop is None:
+                time.sleep(backoff)
+            elif stop.wait(backoff):
+                return False, None
+            backoff = min(backoff * 2, max_s)
+
+
+@dataclass
+class Incoming:
+    """One consumed message, decoded into the current shape of its record."""
+
+    topic: Topic
+    record_type: str
+    record: dict
+    message: Any  # the confluent-kafka Message (key, timestamp, offsets; dead letters quote it)
+
+    @property
+    def key(self) -> bytes | None:
+        return self.message.key()
+
+
+class DeadLetters:
+    """A message a service cannot process goes to deadletter.v1 unchanged, with the reason, and is counted; the
+    service moves on. Dead letters that are themselves unprocessable are only counted (never dead-letter a dead letter)."""
+
+    def __init__(self, output, service: str, settings: Settings):
+        self.output, self.service = output, service
+        self.topic_name = DEADLETTER.deployed(settings)
+        self.count = 0
+        self.dropped = 0
+
+    def send(self, message, reason: str) -> None:
+        if message.topic() == self.topic_name:
+            self.dropped += 1
+            return
+        self.count += 1
+        log.warning("%s: dead-lettering %s[%d]@%d: %s", self.service, message.topic(), message.partition(),
+                    message.offset(), reason)
+        record = dict(source_topic=message.topic(), source_partition=message.partition(),
+                      source_offset=message.offset(), service=self.service, reason=reason[:2000],
+                      key=message.key(), value=message.value(), ts_ms=time.time_ns() // 1_000_000)
+        self.output.write(DEADLETTER, "DeadLetter", record, key=message.key())
+
+
+class Handler(ABC):
+    """A service's own step. It writes results to the outputs it was built with; the runtime flushes and commits."""
+
+    @abstractmethod
+    def handle(self, batch: list[Incoming], stop: threading.Event) -> bool:
+        """Process one batch. False = stopped part-way (waiting out an outage): the batch must not be committed."""
+
+    def idle(self) -> None:
+        """Nothing arrived within the poll timeout (time-driven work: ending idle tracks, ...)."""
+
+    def close(self) -> None:
+        """The service is stopping: last words (e.g. end every open track) before the final flush."""
+
+    def stats(self) -> dict:
+        return {}
+
+
+class StreamService:
+    """Consume `inputs`, decode against the topic registry, hand batches to `handler`, flush `outputs`, commit.
+
+    `flush_rows`/`flush_every_ms` = 0 flush after every batch (lowest latency: infer); otherwise outputs are flushed
+    when that many records are pending or that much time passed (bigger inserts: the sink)."""
+
+    def __init__(self, settings: Settings, name: str, inputs: list[Topic], handler: Handler, outputs: list,
+                 dead_letters: DeadLetters, group_id: str, batch_size: int = 100, poll_timeout_s: float = 0.1,
+                 flush_rows: int = 0, flush_every_ms: int = 0, codec: AvroCodec | None = None,
+                 consumer_overrides: dict | None = None):
+        self.settings, self.name, self.inputs, self.handler = settings, name, inputs, handler
+        self.outputs, self.dead_letters, self.group_id = outputs, dead_letters, group_id
+        self.batch_size, self.poll_timeout_s = batch_size, poll_timeout_s
+        self.flush_rows, self.flush_every_ms = flush_rows, flush_every_ms
+        self.codec = codec or AvroCodec(settings.schema_registry_url)
+        self.consumer_overrides = consumer_overrides or {}
+        self.by_deployed_name = {topic.deployed(settings): topic for topic in inputs}
+        self.consumed = 0
+
+    def decode(self, message) -> Incoming | None:
+        """The decoded message, or None after dead-lettering it (bad bytes, or a record type its topic does not carry)."""
+        topic = self.by_deployed_name[message.topic()]
+        try:
+            record_type = self.codec.record_type(message.value())
+            if not topic.carries(record_type):
+                raise UndecodableMessage(f"expected a {' or '.join(topic.records)} message on {topic.name}, got {record_type}")
+            record = self.codec.decode(message.value())
+        except UndecodableMessage as exc:
+            self.dead_letters.send(message, str(exc))
+            return None
+        return Incoming(topic, record_type, record, message)
+
+    def flush(self, stop: threading.Event | None) -> bool:
+        return all(output.flush(stop) for output in self.outputs)
+
+    def pending(self) -> int:
+        return sum(output.pending() for output in self.outputs)
+
+    def stats(self) -> dict:
+        stats = {**self.handler.stats(), "dead_letters": self.dead_letters.count}
+        for output in self.outputs:
+            stats.update(output.stats())
+        return stats
+
+    def _flush_due(self, got_messages: bool, uncommitted: bool) -> bool:
+        pending = self.pending()
+        if not self.flush_rows:
+            return got_messages or pending > 0
+        now = time.monotonic()
+        due = (now - self._last_flush) * 1000 >= self.flush_every_ms
+        if due:
+            self._last_flush = now
+        return pending >= self.flush_rows or (due and (pending > 0 or uncommitted))
+
+    def run(self, stop: threading.Event, stats_file: Path | None = None) -> None:
+        consumer = make_consumer(self.settings, self.group_id, list(self.by_deployed_name), **self.consumer_overrides)
+        uncommitted, last_log = False, time.monotonic()
+        self._last_flush = time.monotonic()
+        try:
+            while not stop.is_set():
+                messages = consumer.consume(self.batch_size, self.poll_timeout_s)
+                batch = []
+                for message in messages:
+                    if message.error():
+                        log.warning("%s: consumer error: %s", self.name, message.error())
+                        continue
+                    uncommitted = True
+                    incoming = self.decode(message)
+                    if incoming is not None:
+                        batch.append(incoming)
+                self.consumed += len(messages)
+                if not messages:
+                    self.handler.idle()
+                elif batch and not self.handler.handle(batch, stop):
+                    break  # stopped mid-batch: offsets stay uncommitted and the batch is redone on restart
+                if not self._flush_due(bool(messages), uncommitted):
+                    continue
+                if not self.flush(stop):
+                    if stop.is_set():
+                        break
+                    continue  # not acknowledged: the offsets stay; the records come again on restart
+                if uncommitted:
+                    consumer.commit(asynchronous=False)
+                    uncommitted = False
+                if stats_file:
+                    write_stats(stats_file, self.stats())
+                if time.monotonic() - last_log > 10:
+                    log.info("%s: %s", self.name, json.dumps(self.stats()))
+                    last_log = time.monotonic()
+        finally:
+            self.handler.close()
+            for output in self.outputs:
+                output.close()
+            consumer.close()
+            if stats_file:
+                write_stats(stats_file, self.stats())
+            log.info("%s stopped: %s", self.name, json.dumps(self.stats()))
+
+
+class Source(ABC):
+    """Records that do not come from Kafka (cameras): started once, polled by the runtime until finished or stopped."""
+
+    @abstractmethod
+    def start(self, stop: threading.Event) -> None: ...
+
+    @abstractmethod
+    def finished(self) -> bool: ...
+
+    def housekeeping(self) -> None:
+        """Called about twice a second while the source runs."""
+
+    def close(self) -> None:
+        """Wait for the source's threads after `stop` was set."""
+
+    def stats(self) -> dict:
+        return {}
+
+
+class SourceService:
+    """Run a `Source` that writes to `outputs` until it finishes, `max_seconds` pass or `stop` is set."""
+
+    def __init__(self, name: str, source: Source, outputs: list):
+        self.name, self.source, self.outputs = name, source, outputs
+
+    def run(self, stop: threading.Event, stats_file: Path | None = None, max_seconds: float | None = None) -> dict:
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.source.start(stop)
+        try:
+            while not stop.is_set() and not self.source.finished():
+                stop.wait(0.5)
+                self.source.housekeeping()
+                if stats_file:
+                    write_stats(stats_file, self.source.stats())
+                if deadline and time.monotonic() > deadline:
+                    break
+        finally:
+            stop.set()
+            self.source.close()
+            delivered = all(output.flush(None) for output in self.outputs)
+            for output in self.outputs:
+                output.close()
+            if stats_file:
+                write_stats(stats_file, self.source.stats())
+            if not delivered:
+                log.error("%s: some records were not acknowledged before shutdown", self.name)
+        return self.source.stats()
+
+
+def main(prog: str, description: str, build: Callable[[argparse.Namespace], Any],
+         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+         argv: list[str] | None = None) -> int:
+    """The `main()` of every service: arguments (plus --stats-file), logging, SIGTERM/SIGINT → stop, and start-up
+    errors reported in one line with exit status 2. `build(args)` returns the service: anything with
+    `run(stop, stats_file)`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--stats-file", type=Path, help="keep the service's counters in this JSON file")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        service = build(args)
+    except StartupError as exc:
+        logging.getLogger(f"vigil.{prog.split()[-1]}").error("%s", exc)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service.run(stop, args.stats_file)
+    return 0
