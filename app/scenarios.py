@@ -20,23 +20,25 @@ import av
 import cv2
 import numpy as np
 
+from vigil.zones import Zone
+
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"  # ../shared beside the repo
 CAR_VIDEO, PERSON_VIDEO = VIDEOS / "car-detection.mp4", VIDEOS / "one-by-one-person-detection.mp4"
 CAR_FPS, PERSON_FPS = 12.5, 10.0
 CAR_ZONES = [
-    {"name": "lane-down", "kind": "traffic", "polygon": [[0, 0], [290, 0], [290, 432], [0, 432]], "direction": [0, 1]},
-    {"name": "lane-up", "kind": "traffic", "polygon": [[290, 0], [620, 0], [620, 432], [290, 432]], "direction": [0, -1]},
+    Zone(name="lane-down", kind="traffic", polygon=[(0, 0), (290, 0), (290, 432), (0, 432)], direction=(0, 1)),
+    Zone(name="lane-up", kind="traffic", polygon=[(290, 0), (620, 0), (620, 432), (290, 432)], direction=(0, -1)),
 ]
 
 # The indoor camera has no traffic lanes: one pedestrian zone over the whole room.
-ROOM_ZONES = [{"name": "room", "kind": "pedestrian", "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]]}]
+ROOM_ZONES = [Zone(name="room", kind="pedestrian", polygon=[(0, 0), (768, 0), (768, 432), (0, 432)])]
 
 
 @dataclass
 class Scenario:
     name: str
     path: Path
-    zones: list
+    zones: list[Zone]
     injected: dict = field(default_factory=dict)  # kind -> list of (start_s, end_s) in clip time
     seconds: float = 0.0
 

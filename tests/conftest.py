@@ -38,6 +38,16 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
     )
 
 
+# Tests that use these fixtures start real servers: they are `slow` (`pytest -m "not slow"` runs the pure ones).
+SLOW_FIXTURES = {"stack", "pipeline_settings"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
     return make_settings(tmp_path_factory.mktemp("vigil"))

@@ -10,15 +10,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from vigil.topology import Topology
-
-
-class Zone(BaseModel):
-    """A polygon in pixel coordinates of the camera image, with what it is for."""
-
-    name: str
-    kind: Literal["traffic", "pedestrian", "restricted"] = "traffic"
-    polygon: list[tuple[float, float]] = Field(min_length=3)
-    direction: tuple[float, float] | None = Field(None, description="Expected travel direction (dx, dy), if fixed.")
+from vigil.zones import RuleSettings, Zone
 
 
 class Camera(BaseModel):
@@ -31,6 +23,9 @@ class Camera(BaseModel):
     clock: Literal["wall", "video"] = Field("wall", description="Capture time: wall clock at decode (live "
                                             "cameras), or stream start + presentation time (replays at any pace).")
     zones: list[Zone] = Field(default_factory=list)
+    rules: RuleSettings = Field(default_factory=dict, description="Anomaly rule settings for the whole camera: "
+                                "defaults for its zones (a zone's own `rules:` win) and for camera-wide rules "
+                                "such as crowding, e.g. {crowding: {persons: 6}}.")
     site: str = Field("default", description="Cameras of one site are matched against each other by the re-ID job.")
 
     @field_validator("url")

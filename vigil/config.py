@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         return value.expanduser().resolve()
 
     def topic(self, name: str) -> str:
-        """The deployed name of a logical topic ('frames.v1' → '<namespace>frames.v1')."""
+        """The deployed name of a logical topic: the namespace prefix, then the name."""
         return f"{self.topic_namespace}{name}"
 
     @property

@@ -4,8 +4,16 @@ message per box. Each detector backend is a small `from_<model>()` adapter into 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
+
+
+class Position(str, Enum):
+    """Anchor points of a box (supervision's `Position`): where an object "is" for zones and motion."""
+
+    CENTER = "CENTER"
+    BOTTOM_CENTER = "BOTTOM_CENTER"  # where a standing person or a car touches the ground
 
 
 @dataclass
@@ -31,6 +39,22 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
+    def get_anchors_coordinates(self, anchor: Position | str) -> np.ndarray:
+        """One anchor point per box → (n, 2) float32, e.g. `get_anchors_coordinates("BOTTOM_CENTER")`."""
+        try:
+            anchor = Position(anchor)
+        except ValueError:
+            raise ValueError(f"unknown anchor {anchor!r}; use one of {[p.value for p in Position]}") from None
+        x_center = (self.xyxy[:, 0] + self.xyxy[:, 2]) / 2
+        if anchor is Position.CENTER:
+            return np.stack([x_center, (self.xyxy[:, 1] + self.xyxy[:, 3]) / 2], axis=1)
+        return np.stack([x_center, self.xyxy[:, 3]], axis=1)
+
+    @property
+    def center(self) -> np.ndarray:
+        """Box centres → (n, 2) float32."""
+        return self.get_anchors_coordinates(Position.CENTER)
+
     @classmethod
     def empty(cls) -> "Detections":
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
@@ -52,6 +76,24 @@ class Detections:
     @classmethod
     def from_record(cls, record: dict) -> "Detections":
         return cls(np.asarray(record["xyxy"]).reshape(-1, 4), record["confidence"], record["class_id"], record["track_id"])
+
+
+@dataclass
+class DetectionFrame:
+    """One camera frame and its detections: what the stream jobs and training read from a `DetectionBatch`."""
+
+    camera_id: str
+    ts_ms: int  # capture time, UTC epoch milliseconds
+    width: int
+    height: int
+    detections: Detections
+
+    @classmethod
+    def from_record(cls, record: dict) -> "DetectionFrame":
+        """From a decoded DetectionBatch record (`record["frame"]` holds the frame's camera, capture time and size)."""
+        frame = record["frame"]
+        return cls(frame["camera_id"], frame["capture_ts_ms"], frame["width"], frame["height"],
+                   Detections.from_record(record))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

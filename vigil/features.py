@@ -9,9 +9,10 @@ The vector (fixed layout, named cells so events can say which cells contributed 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+
+from vigil.detections import DetectionFrame
 
 CLASSES = {0: "person", 2: "car"}
 GRID = 4
@@ -33,54 +34,35 @@ def feature_names() -> list[str]:
 FEATURES = feature_names()
 
 
-@dataclass
-class FrameObs:
-    """What the features need from one DetectionBatch."""
-
-    ts_ms: int
-    width: int
-    height: int
-    centres: np.ndarray  # (n, 2)
-    class_id: np.ndarray  # (n,)
-    track_id: np.ndarray  # (n,)
-
-    @classmethod
-    def from_record(cls, record: dict) -> "FrameObs":
-        boxes = np.asarray(record["xyxy"], dtype=np.float32).reshape(-1, 4)
-        centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1) if len(boxes) else np.zeros((0, 2))
-        frame = record["frame"]
-        return cls(frame["capture_ts_ms"], frame["width"], frame["height"], centres,
-                   np.asarray(record["class_id"], dtype=np.int32), np.asarray(record["track_id"], dtype=np.int64))
-
-
-def scene_features(frames: list[FrameObs], first_seen_ms: dict[int, int] | None = None) -> np.ndarray:
+def scene_features(frames: list[DetectionFrame], first_seen_ms: dict[int, int] | None = None) -> np.ndarray:
     """Feature vector of one window (frames in any order). `first_seen_ms` gives track start times from before the
     window (for dwell); tracks first seen inside the window start there."""
     vector = np.zeros(len(FEATURES), dtype=np.float32)
     if not frames:
         return vector
     frames = sorted(frames, key=lambda f: f.ts_ms)
+    centres = [frame.detections.center for frame in frames]
     offset = 0
     for class_id in CLASSES:
         grid = np.zeros((GRID, GRID), dtype=np.float32)
-        for frame in frames:
-            keep = frame.class_id == class_id
+        for frame, centre in zip(frames, centres):
+            keep = frame.detections.class_id == class_id
             if not keep.any():
                 continue
-            cols = np.clip((frame.centres[keep, 0] / max(frame.width, 1) * GRID).astype(int), 0, GRID - 1)
-            rows = np.clip((frame.centres[keep, 1] / max(frame.height, 1) * GRID).astype(int), 0, GRID - 1)
+            cols = np.clip((centre[keep, 0] / max(frame.width, 1) * GRID).astype(int), 0, GRID - 1)
+            rows = np.clip((centre[keep, 1] / max(frame.height, 1) * GRID).astype(int), 0, GRID - 1)
             cell = np.zeros((GRID, GRID), dtype=np.float32)
             cell[rows, cols] = 1.0
             grid += cell
         vector[offset:offset + GRID * GRID] = (grid / len(frames)).reshape(-1)
         offset += GRID * GRID
     for class_id in CLASSES:
-        vector[offset] = np.mean([(f.class_id == class_id).sum() for f in frames])
+        vector[offset] = np.mean([(f.detections.class_id == class_id).sum() for f in frames])
         offset += 1
     # per-track motion inside the window
     paths: dict[int, list[tuple[int, float, float]]] = {}
-    for frame in frames:
-        for (x, y), track in zip(frame.centres, frame.track_id):
+    for frame, centre in zip(frames, centres):
+        for (x, y), track in zip(centre, frame.detections.tracker_id):
             if track >= 0:
                 paths.setdefault(int(track), []).append((frame.ts_ms, float(x), float(y)))
     speed_hist = np.zeros(len(SPEED_BINS) - 1, dtype=np.float32)
@@ -113,11 +95,11 @@ def window_start(ts_ms: int, window_ms: int) -> int:
     return ts_ms - ts_ms % window_ms
 
 
-def windowed_features(frames, window_ms: int) -> list[tuple[int, int, np.ndarray]]:
+def windowed_features(frames: list[DetectionFrame], window_ms: int) -> list[tuple[int, int, np.ndarray]]:
     """Offline equivalent of the job's windowing: (start, end, vector) per non-empty window, in time order, with
     track first-seen times carried across windows. As in the job, the first COLD_WINDOWS windows (tracks already in
     view have unknown dwell times) are left out."""
-    by_window: dict[int, list[FrameObs]] = {}
+    by_window: dict[int, list[DetectionFrame]] = {}
     for frame in frames:
         by_window.setdefault(window_start(frame.ts_ms, window_ms), []).append(frame)
     first_seen: dict[int, int] = {}
@@ -127,6 +109,6 @@ def windowed_features(frames, window_ms: int) -> list[tuple[int, int, np.ndarray
         if index >= COLD_WINDOWS:
             result.append((start, start + window_ms, scene_features(window, first_seen)))
         for frame in sorted(window, key=lambda f: f.ts_ms):
-            for track in frame.track_id:
+            for track in frame.detections.tracker_id:
                 first_seen.setdefault(int(track), frame.ts_ms)
     return result

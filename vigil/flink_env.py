@@ -8,18 +8,25 @@ topology on `from_collection`.
 from __future__ import annotations
 
 import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 
+from pyflink.common import Configuration, Row, Types
+from pyflink.common.serialization import ByteArraySchema, RowFieldExtractorSchema
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.kafka import (KafkaOffsetsInitializer, KafkaRecordSerializationSchema, KafkaSink,
+                                                 KafkaSource)
+from pyflink.java_gateway import get_gateway
+
+from vigil.avro_codec import AvroCodec
 from vigil.config import Settings
 from vigil.topics import DEADLETTER, Topic
 
 
 def make_env(settings: Settings, checkpoint_dir: Path | None = None, checkpoint_interval_ms: int = 2000,
              restore_from: str | None = None, parallelism: int | None = None):
-    from pyflink.common import Configuration
-    from pyflink.datastream import StreamExecutionEnvironment
-
     missing = [str(p) for p in settings.flink_jars if not p.exists()]
     if missing:
         raise FileNotFoundError(f"Flink Kafka connector jars missing: {missing}; run `make setup`")
@@ -43,17 +50,11 @@ def make_env(settings: Settings, checkpoint_dir: Path | None = None, checkpoint_
 @lru_cache(maxsize=1)
 def worker_codec():
     """One AvroCodec per Python worker process, built on first use (functions ship to workers, codecs do not)."""
-    from vigil.avro_codec import AvroCodec
-
     return AvroCodec()
 
 
 def encode_stamped(record_type: str, record: dict, key_field: str):
     """A job's output record → Row(key, Avro value) for the KafkaSink, stamped with its emission time."""
-    import time
-
-    from pyflink.common import Row
-
     record = {**record, "emitted_ts_ms": time.time_ns() // 1_000_000}
     return Row(record[key_field].encode(), worker_codec().encode(record_type, record))
 
@@ -75,12 +76,10 @@ def restore_path(checkpoint_dir: Path, restore: str) -> str | None:
 
 def dead_letter_route(decoded, settings: Settings, source: Topic, service: str) -> None:
     """Send the undecodable branch of a decoded stream — `(None, reason, raw bytes)` tuples — to deadletter.v1."""
-    from pyflink.common import Types
-
     source_topic = source.deployed(settings)
     bytes_type = Types.PRIMITIVE_ARRAY(Types.BYTE())
 
-    def to_row(value):
+    def to_row(value):  # a closure: pickled by value to the Python workers, so it imports what it uses itself
         import time
 
         from pyflink.common import Row
@@ -100,9 +99,6 @@ def kafka_source(settings: Settings, topics: list[Topic], group_id: str, from_co
     Starts from the group's committed offsets (earliest when none). The PyFlink wrappers for committed offsets name
     shaded classes the official jar does not have, so the initializer is built through the Java gateway.
     """
-    from pyflink.common.serialization import ByteArraySchema
-    from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
-
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(settings.kafka_bootstrap)
@@ -117,8 +113,6 @@ def kafka_source(settings: Settings, topics: list[Topic], group_id: str, from_co
     for key, value in settings.kafka_config.items():
         builder = builder.set_property(key, value)
     if from_committed:
-        from pyflink.java_gateway import get_gateway
-
         jvm = get_gateway().jvm
         initializer = jvm.org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer.committedOffsets(
             jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST)
@@ -131,10 +125,6 @@ def kafka_source(settings: Settings, topics: list[Topic], group_id: str, from_co
 def kafka_sink(settings: Settings, topic: Topic):
     """At-least-once KafkaSink for `Row(key_bytes, value_bytes)` records. Exactly-once is not used: Tansu delivers
     aborted transactional records, and every Vigil message carries a deterministic id for downstream de-duplication."""
-    from pyflink.common.serialization import RowFieldExtractorSchema
-    from pyflink.datastream.connectors.base import DeliveryGuarantee
-    from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
-
     serializer = (
         KafkaRecordSerializationSchema.builder()
         .set_topic(topic.deployed(settings))

@@ -53,11 +53,11 @@ def make_consumer(settings: Settings, group_id: str, topics: list[str], **overri
 
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str]:
     """Create the configured topics that do not exist yet; return the ones created."""
-    admin = AdminClient(client_config(settings))
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
     unknown = sorted(set(settings.kafka_topics) - set(TOPICS))
     if unknown:
         raise ValueError(f"VIGIL_KAFKA_TOPICS names topics that are not in the registry (vigil/topics.py): {unknown}")
+    admin = AdminClient(client_config(settings))
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [
         NewTopic(t.deployed(settings), num_partitions=t.partitions_in(settings),
                  replication_factor=settings.kafka_replication_factor, config={"retention.ms": str(t.retention_ms)})

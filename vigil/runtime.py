@@ -133,10 +133,10 @@ class StreamService:
         """The decoded message, or None after dead-lettering it (bad bytes, or a record type its topic does not carry)."""
         topic = self.by_deployed_name[message.topic()]
         try:
+            record = self.codec.decode(message.value())
             record_type = self.codec.record_type(message.value())
             if not topic.carries(record_type):
                 raise UndecodableMessage(f"expected a {' or '.join(topic.records)} message on {topic.name}, got {record_type}")
-            record = self.codec.decode(message.value())
         except UndecodableMessage as exc:
             self.dead_letters.send(message, str(exc))
             return None

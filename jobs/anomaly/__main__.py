@@ -3,6 +3,8 @@
 Reads `detections.v1` with the official KafkaSource (committed offsets, checkpoints every 2 s), writes AnomalyEvents
 to `events.v1` with KafkaSink (at-least-once; event ids are deterministic so replays de-duplicate downstream), and
 dead-letters undecodable input. `--restore latest` resumes from the newest retained checkpoint in --checkpoint-dir.
+The camera file gives each camera's zones and rule settings (`rules:` on a camera or a zone); bad settings stop the
+job at start-up with a message naming the camera, zone and rule.
 """
 
 from __future__ import annotations
@@ -13,36 +15,42 @@ from pathlib import Path
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 
-from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections, encode_event
-from jobs.anomaly.rules import RuleConfig
-from vigil.model_registry import AnomalySettings
+from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections, encode_event, rule_engines
+from jobs.anomaly.rules import RuleSettingsError
+from vigil.cameras import CameraConfigError, load_cameras
 from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
+from vigil.model_registry import AnomalySettings
+from vigil.topics import DETECTIONS, EVENTS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vigil anomaly-job", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cameras", type=Path, help="camera config with zones for the rules")
+    parser.add_argument("--cameras", type=Path, help="camera config with zones and rule settings for the rules")
     parser.add_argument("--checkpoint-dir", type=Path, required=True)
     parser.add_argument("--restore", default="none", help="'latest', 'none' or a checkpoint/savepoint URI")
     parser.add_argument("--group", default="vigil-anomaly")
     args = parser.parse_args(argv)
     settings = AnomalySettings()
-    zones = {}
+    zones, rules = {}, {}
     if args.cameras:
-        from vigil.cameras import load_cameras
-
-        zones = {c.id: [z.model_dump() for z in c.zones] for c in load_cameras(args.cameras).cameras}
+        try:
+            cameras = load_cameras(args.cameras).cameras
+            zones, rules = {c.id: c.zones for c in cameras}, {c.id: c.rules for c in cameras}
+            rule_engines(zones, rules)  # check the rule settings before starting Flink
+        except (CameraConfigError, RuleSettingsError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     restore = restore_path(args.checkpoint_dir, args.restore)
     print(f"restoring from {restore}" if restore else "starting without restored state", flush=True)
     env = make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
     watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(1500)).with_idleness(Duration.of_seconds(5))
-    raw = env.from_source(kafka_source(settings, [settings.topic("detections.v1")], args.group), watermarks, "detections.v1")
+    raw = env.from_source(kafka_source(settings, [DETECTIONS], args.group), watermarks, DETECTIONS.name)
     decoded = raw.map(decode_detections, output_type=PICKLED)
     frames = decoded.filter(lambda value: value[0] is not None)
-    dead_letter_route(decoded, settings, settings.topic("detections.v1"), "anomaly-job")
-    events = build_pipeline(frames, zones, str(settings.registry_root), settings.anomaly_window_ms, RuleConfig())
-    events.map(encode_event, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, settings.topic("events.v1")))
+    dead_letter_route(decoded, settings, DETECTIONS, "anomaly-job")
+    events = build_pipeline(frames, zones, str(settings.registry_root), settings.anomaly_window_ms, rules)
+    events.map(encode_event, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, EVENTS))
     env.execute("vigil-anomaly")
     return 0
 

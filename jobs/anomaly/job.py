@@ -2,7 +2,7 @@
 autoencoder score against an adaptive per-camera threshold, plus known-anomaly rules per frame → `events.v1`.
 
     source (KafkaSource, Kafka record time = capture time, bounded out-of-orderness watermarks)
-      → decode → key by camera ─┬─ rules (RuleEngine in keyed state)                       ─┐
+      → decode → key by camera ─┬─ rules (RuleEngine, its memory in keyed state)           ─┐
                                 └─ tumbling window → features → autoencoder (keyed state) ─┴─ union → encode → KafkaSink
 
 The topology lives in `build_pipeline(stream)`, free of connectors, so tests run it on `from_collection`.
@@ -20,8 +20,10 @@ from pyflink.datastream.functions import KeyedProcessFunction, ProcessWindowFunc
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.datastream.window import TumblingEventTimeWindows
 
-from vigil.features import COLD_WINDOWS, FrameObs, scene_features
-from jobs.anomaly.rules import RuleConfig, RuleEngine, zones_from_config
+from jobs.anomaly.rules import RuleEngine, RuleState
+from vigil.detections import DetectionFrame
+from vigil.features import COLD_WINDOWS, scene_features
+from vigil.zones import RuleSettings, Zone
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
@@ -29,34 +31,46 @@ FIRST_SEEN_RETENTION_MS = 120_000
 
 
 def decode_detections(value: bytes):
-    """DetectionBatch Avro → `(camera_id, FrameObs)`; undecodable input → `(None, reason, raw bytes)` for the
-    dead-letter branch."""
+    """DetectionBatch Avro → `(camera_id, DetectionFrame)`; undecodable or inconsistent input (e.g. array lengths
+    that do not match) → `(None, reason, raw bytes)` for the dead-letter branch."""
     from vigil.avro_codec import UndecodableMessage
     from vigil.flink_env import worker_codec
 
     try:
         record = worker_codec().decode(bytes(value), expected="DetectionBatch")
-    except UndecodableMessage as exc:
+        frame = DetectionFrame.from_record(record)
+    except (UndecodableMessage, ValueError) as exc:
         return None, str(exc), bytes(value)
-    return record["frame"]["camera_id"], FrameObs.from_record(record)
+    return frame.camera_id, frame
+
+
+def rule_engines(zones_by_camera: dict[str, list[Zone]],
+                 rules_by_camera: dict[str, RuleSettings]) -> dict[str, RuleEngine]:
+    """A RuleEngine per configured camera; raises RuleSettingsError naming the camera, zone and rule of a bad
+    `rules:` entry (so the job fails at start-up, not on the first frame)."""
+    return {camera_id: RuleEngine(camera_id, zones_by_camera.get(camera_id, []), rules_by_camera.get(camera_id))
+            for camera_id in sorted(set(zones_by_camera) | set(rules_by_camera))}
 
 
 class Rules(KeyedProcessFunction):
-    """One RuleEngine per camera, kept in keyed state so it survives restarts through checkpoints."""
+    """The rules per camera. The camera's memory (track histories, cool-downs) is keyed state, so it survives
+    restarts through checkpoints; zones and rule settings come from the camera file each time the job starts."""
 
-    def __init__(self, zones_by_camera: dict[str, list], config: RuleConfig):
-        self.zones_by_camera, self.config = zones_by_camera, config
+    def __init__(self, zones_by_camera: dict[str, list[Zone]], rules_by_camera: dict[str, RuleSettings]):
+        self.zones_by_camera, self.rules_by_camera = zones_by_camera, rules_by_camera
 
     def open(self, runtime_context: RuntimeContext):
-        self.engine_state = runtime_context.get_state(ValueStateDescriptor("rule_engine", PICKLED))
+        self.rule_state = runtime_context.get_state(ValueStateDescriptor("rule_state", PICKLED))
+        self.engines = rule_engines(self.zones_by_camera, self.rules_by_camera)
 
     def process_element(self, value, ctx):
         camera_id, frame = value
-        engine = self.engine_state.value()
-        if engine is None:
-            engine = RuleEngine(camera_id, zones_from_config(self.zones_by_camera.get(camera_id, [])), self.config)
+        engine = self.engines.get(camera_id)
+        if engine is None:  # a camera without zones or settings: the whole image is a traffic zone
+            engine = self.engines[camera_id] = RuleEngine(camera_id)
+        engine.state = self.rule_state.value() or RuleState()
         events = engine.observe(frame)
-        self.engine_state.update(engine)
+        self.rule_state.update(engine.state)
         yield from events
 
 
@@ -77,7 +91,7 @@ class WindowFeatures(ProcessWindowFunction):
         vector = scene_features(frames, first_seen)
         window = context.window()
         for frame in sorted(frames, key=lambda f: f.ts_ms):
-            for track in frame.track_id:
+            for track in frame.detections.tracker_id:
                 first_seen.setdefault(int(track), frame.ts_ms)
         cutoff = window.end - FIRST_SEEN_RETENTION_MS
         first_seen_state.update({"first_seen": {t: ts for t, ts in first_seen.items() if ts >= cutoff},
@@ -145,12 +159,15 @@ class AutoencoderScorer(KeyedProcessFunction):
         self.scores_state.update(state)
 
 
-def build_pipeline(frames, zones_by_camera: dict[str, list], registry_root: str, window_ms: int = 2000,
-                   rule_config: RuleConfig | None = None, warmup_windows: int = 30):
-    """frames: a DataStream of `(camera_id, FrameObs)` with event-time timestamps and watermarks.
-    Returns a DataStream of AnomalyEvent dicts."""
+def build_pipeline(frames, zones_by_camera: dict[str, list[Zone]], registry_root: str, window_ms: int = 2000,
+                   rules_by_camera: dict[str, RuleSettings] | None = None, warmup_windows: int = 30):
+    """frames: a DataStream of `(camera_id, DetectionFrame)` with event-time timestamps and watermarks; zones and
+    camera-level rule settings per camera id. Returns a DataStream of AnomalyEvent dicts. Bad rule settings raise
+    RuleSettingsError here, before the job runs."""
+    rules_by_camera = rules_by_camera or {}
+    rule_engines(zones_by_camera, rules_by_camera)  # validates every camera's and zone's rule settings
     keyed = frames.key_by(lambda value: value[0], key_type=Types.STRING())
-    rule_events = keyed.process(Rules(zones_by_camera, rule_config or RuleConfig()), output_type=PICKLED)
+    rule_events = keyed.process(Rules(zones_by_camera, rules_by_camera), output_type=PICKLED)
     windows = (keyed.window(TumblingEventTimeWindows.of(Time.milliseconds(window_ms)))
                .process(WindowFeatures(), output_type=PICKLED))
     scored = (windows.key_by(lambda value: value[0], key_type=Types.STRING())

@@ -2,16 +2,21 @@
 
 import numpy as np
 
-from vigil.features import FrameObs
 from vigil.avro_codec import AvroCodec
+from vigil.detections import DetectionFrame, Detections
+from vigil.zones import Zone
 
-LANE = [{"name": "lane", "kind": "traffic", "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]], "direction": [0, 1]}]
+LANE = [Zone(name="lane", kind="traffic", polygon=[(0, 0), (768, 0), (768, 432), (0, 432)], direction=(0, 1))]
+BOX_HALF_WIDTH, BOX_HALF_HEIGHT = 20, 15
 
 
-def frame(ts_ms, objects):
+def frame(ts_ms, objects, camera_id: str = "cam-a") -> DetectionFrame:
+    """objects: list of (track_id, class_id, cx, cy); each becomes a 40x30 box around its centre."""
     centres = np.array([[o[2], o[3]] for o in objects], dtype=float).reshape(-1, 2)
-    return FrameObs(ts_ms, 768, 432, centres, np.array([o[1] for o in objects], dtype=np.int32),
-                    np.array([o[0] for o in objects], dtype=np.int64))
+    half = np.array([BOX_HALF_WIDTH, BOX_HALF_HEIGHT], dtype=float)
+    detections = Detections(np.hstack([centres - half, centres + half]), np.full(len(objects), 0.9),
+                            [o[1] for o in objects], [o[0] for o in objects])
+    return DetectionFrame(camera_id, ts_ms, 768, 432, detections)
 
 
 def normal_traffic(start_ms, seconds, first_track):
@@ -29,14 +34,10 @@ def normal_traffic(start_ms, seconds, first_track):
     return frames
 
 
-def as_detection_batch(f: FrameObs, camera_id: str = "cam-a") -> bytes:
-    """Encode a synthetic frame as the DetectionBatch the job reads from Kafka (boxes 40x30 around the centres)."""
+def as_detection_batch(f: DetectionFrame, camera_id: str = "cam-a") -> bytes:
+    """Encode a synthetic frame as the DetectionBatch the job reads from Kafka."""
     ref = dict(frame_id=f"{camera_id}:{f.ts_ms}", camera_id=camera_id, capture_ts_ms=f.ts_ms, sequence=0, width=f.width,
                height=f.height, encoding="jpeg", uri="file:///x", ingest_ts_ms=f.ts_ms, trace_context={})
-    xyxy = [v for x, y in f.centres for v in (x - 20, y - 15, x + 20, y + 15)]
     return AvroCodec().encode("DetectionBatch", dict(
-        batch_id=ref["frame_id"], frame=ref, model_name="synthetic", model_version="1", xyxy=[float(v) for v in xyxy],
-        class_id=[int(c) for c in f.class_id], confidence=[0.9] * len(f.class_id), track_id=[int(t) for t in f.track_id],
-        inference_ts_ms=f.ts_ms))
-
-
+        batch_id=ref["frame_id"], frame=ref, model_name="synthetic", model_version="1",
+        **f.detections.to_record_fields(), inference_ts_ms=f.ts_ms))

@@ -23,6 +23,8 @@ from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.datastream.window import SlidingEventTimeWindows
 
 from jobs.reid.matching import IdentityState, MatchConfig, Summary, match
+from vigil.avro_codec import UndecodableMessage
+from vigil.flink_env import encode_stamped, worker_codec
 from vigil.topology import Topology
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
@@ -35,9 +37,6 @@ HEARTBEAT = "\x00heartbeat"
 def decode_summary(value: bytes):
     """TrackSummary Avro → `(camera_id, Summary)`; TrackProgress → `(HEARTBEAT, None)` (it only advances event time:
     its Kafka timestamp is how far infer has processed the camera); undecodable input → `(None, reason, raw bytes)`."""
-    from vigil.avro_codec import UndecodableMessage
-    from vigil.flink_env import worker_codec
-
     codec = worker_codec()
     try:
         if codec.record_type(bytes(value)) == "TrackProgress":
@@ -84,6 +83,4 @@ def build_pipeline(summaries, topology: Topology, window_ms: int = 120_000, slid
 
 def encode_match(record: dict):
     """ReidMatch dict → Row(key = global id, Avro value) for the KafkaSink, stamped with the emission time."""
-    from vigil.flink_env import encode_stamped
-
     return encode_stamped("ReidMatch", record, "global_id")

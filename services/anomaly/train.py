@@ -10,31 +10,28 @@ import argparse
 import datetime
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
-from pydantic import Field
 
-from vigil.features import FEATURES, FrameObs, windowed_features
 from vigil.anomaly_model import train
-from vigil.model_registry import AnomalySettings, Registry
 from vigil.config import Settings
+from vigil.detections import DetectionFrame, Detections
+from vigil.features import FEATURES, windowed_features
+from vigil.model_registry import AnomalySettings, Registry
 from vigil.store.client import connect
 
 
-def load_frames(settings: Settings, camera_id: str, since: str, until: str) -> list[FrameObs]:
+def load_frames(settings: Settings, camera_id: str, since: str, until: str) -> list[DetectionFrame]:
     rows = connect(settings).query(
-        "SELECT toUnixTimestamp64Milli(d.capture_ts), f.width, f.height, d.x1, d.y1, d.x2, d.y2, d.class_id, d.track_id "
+        "SELECT toUnixTimestamp64Milli(d.capture_ts), f.width, f.height, d.x1, d.y1, d.x2, d.y2, d.class_id, "
+        "d.confidence, d.track_id "
         "FROM (SELECT * FROM detections FINAL WHERE camera_id = {c:String} AND capture_ts >= {since:DateTime64(3)} "
         "AND capture_ts < {until:DateTime64(3)}) AS d "
         "INNER JOIN (SELECT frame_id, width, height FROM frames FINAL WHERE camera_id = {c:String}) AS f USING frame_id "
         "ORDER BY d.capture_ts", parameters={"c": camera_id, "since": since, "until": until}).result_rows
-    frames = []
-    for ts, width, height, x1, y1, x2, y2, classes, tracks in rows:
-        boxes = np.stack([x1, y1, x2, y2], 1) if len(x1) else np.zeros((0, 4))
-        frames.append(FrameObs.from_record({"xyxy": boxes.reshape(-1).tolist(), "class_id": classes, "track_id": tracks,
-                                            "frame": {"capture_ts_ms": ts, "width": width, "height": height}}))
-    return frames
+    return [DetectionFrame(camera_id, ts, width, height,
+                           Detections(np.stack([x1, y1, x2, y2], 1), confidence, classes, tracks))
+            for ts, width, height, x1, y1, x2, y2, classes, confidence, tracks in rows]
 
 
 def train_camera(settings: AnomalySettings, camera_id: str, since: str, until: str, holdout: float = 0.2,

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import numpy as np
+import pytest
 import yaml
 
 from vigil.features import FEATURES, windowed_features
@@ -23,6 +24,8 @@ from tests.conftest import running, wait_for_rows
 from vigil.avro_codec import AvroCodec
 from vigil.config import REPO_ROOT
 from vigil.kafka_io import make_consumer, make_producer
+
+pytestmark = pytest.mark.slow
 
 CAMERA = "cam-k"
 

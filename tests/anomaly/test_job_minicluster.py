@@ -16,6 +16,9 @@ from vigil.model_registry import Registry
 from vigil.config import Settings
 from vigil.flink_env import make_env
 
+pytestmark = pytest.mark.slow
+
+
 class FrameTime(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp):
         return value[0]

@@ -7,6 +7,8 @@ import pytest
 from load.eval_anomaly import run_scenarios, score
 from app.scenarios import build
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def scenario_report(stack, tmp_path_factory):

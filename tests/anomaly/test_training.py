@@ -14,6 +14,8 @@ from jobs.anomaly.synthetic import as_detection_batch, normal_traffic
 from vigil.avro_codec import AvroCodec
 from vigil.store.client import connect
 
+pytestmark = pytest.mark.slow
+
 
 def test_train_from_clickhouse_validate_version_and_approve(stack, tmp_path):
     settings = AnomalySettings(**{**stack.model_dump(), "anomaly_registry": tmp_path / "registry"})

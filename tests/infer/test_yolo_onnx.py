@@ -13,6 +13,8 @@ from tests.conftest import make_settings
 from vigil.config import REPO_ROOT
 from app.stack import manager
 
+pytestmark = pytest.mark.slow  # starts real servers or Flink
+
 MODEL_PY = REPO_ROOT / "models" / "yolo_onnx" / "1" / "model.py"
 
 

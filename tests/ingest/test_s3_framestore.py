@@ -18,6 +18,8 @@ from tests.conftest import running, wait_for_rows
 from vigil.framestore import FrameNotFound, S3FrameStore, open_frame_store
 from app.stack.process import free_port, port_open
 
+pytestmark = pytest.mark.slow  # starts real servers or Flink
+
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):

@@ -20,6 +20,8 @@ from vigil.avro_codec import AvroCodec
 from vigil.kafka_io import make_consumer, make_producer
 from vigil.store.client import connect
 
+pytestmark = pytest.mark.slow  # starts real servers or Flink
+
 
 @pytest.fixture(scope="module")
 def car_run(stack, tmp_path_factory):

@@ -16,6 +16,8 @@ from jobs.reid.synthetic import summary
 from tests.reid.test_embedders import people  # noqa: F401 - the fixture of real person crops
 from vigil.store.client import connect
 
+pytestmark = pytest.mark.slow  # starts real servers or Flink
+
 T0 = int(time.time() * 1000) - 3_600_000  # inside the tables TTL (older rows are dropped on insert)
 
 

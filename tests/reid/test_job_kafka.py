@@ -5,6 +5,8 @@ before it (window contents and identity state both restored); ClickHouse holds e
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import signal
 import subprocess
@@ -19,6 +21,8 @@ from tests.conftest import running, wait_for_rows
 from vigil.avro_codec import AvroCodec
 from vigil.config import REPO_ROOT
 from vigil.kafka_io import make_consumer, make_producer
+
+pytestmark = pytest.mark.slow  # starts real servers or Flink
 
 CAMERAS = ["rk-a", "rk-b", "rk-c"]
 

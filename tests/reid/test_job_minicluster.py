@@ -14,6 +14,8 @@ from vigil.avro_codec import AvroCodec
 from vigil.config import Settings
 from vigil.flink_env import make_env
 
+pytestmark = pytest.mark.slow  # starts real servers or Flink
+
 T0 = 1_700_000_000_000
 
 

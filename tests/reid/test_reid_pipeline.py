@@ -7,6 +7,8 @@ import pytest
 
 from load.eval_reid import run_reid, score_reid
 
+pytestmark = pytest.mark.slow  # starts real servers or Flink
+
 
 @pytest.fixture(scope="module")
 def report(stack, tmp_path_factory):

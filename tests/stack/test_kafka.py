@@ -1,6 +1,8 @@
 """Avro messages through the real Tansu broker with a consumer group: committed offsets survive and a new consumer
 in the same group resumes exactly where the last commit left off."""
 
+import pytest
+
 import uuid
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -8,6 +10,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from vigil.avro_codec import AvroCodec
 from vigil.topics import TOPICS
 from vigil.kafka_io import client_config, make_consumer, make_producer
+
+pytestmark = pytest.mark.slow  # starts real servers or Flink
 
 
 def _frame(i: int) -> dict:

@@ -12,6 +12,8 @@ from app.stack import manager
 from app.stack.components import Flink, Triton
 from app.stack.process import StackError
 
+pytestmark = pytest.mark.slow  # starts real servers or Flink
+
 
 def _alive(pid: int) -> bool:
     try:

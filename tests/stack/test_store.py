@@ -11,6 +11,8 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from vigil.store.client import connect
 from vigil.store.migrate import apply_migrations, migrations
 
+pytestmark = pytest.mark.slow  # starts real servers or Flink
+
 
 def test_chdb_dsn_create_insert_query(tmp_path):
     # chDB allows one data directory per process: run in a child so the test process stays free.

@@ -1,10 +1,14 @@
 """The default detector loaded into the real tritonserver and called over gRPC with batches of real frames."""
 
+import pytest
+
 import av
 import numpy as np
 import tritonclient.grpc as grpcclient
 
 from tests.conftest import CAR_VIDEO
+
+pytestmark = pytest.mark.slow  # starts real servers or Flink
 
 
 def _frames(path, count):

@@ -1,0 +1,16 @@
+"""Known anomalies from tracks and the camera's zones, one rule per module.
+
+Adding a rule: a module with a `Rule` subclass (its `kind`, `Params` and hooks), its test, and one entry below.
+The order of `RULES` is the order the engine evaluates them in, per track and then per frame.
+"""
+
+from jobs.anomaly.rules.base import Rule, RuleEngine, RuleParams, RuleSettingsError, RuleState
+from jobs.anomaly.rules.crowding import Crowding
+from jobs.anomaly.rules.loitering import Loitering
+from jobs.anomaly.rules.object_left import ObjectLeft
+from jobs.anomaly.rules.stopped_vehicle import StoppedVehicle
+from jobs.anomaly.rules.wrong_way import WrongWay
+
+RULES: list[Rule] = [StoppedVehicle(), WrongWay(), Loitering(), ObjectLeft(), Crowding()]
+
+__all__ = ["RULES", "Rule", "RuleEngine", "RuleParams", "RuleSettingsError", "RuleState"]

@@ -1,0 +1,228 @@
+"""The rule interface and the engine that runs the rules over one camera's frames.
+
+A `RuleEngine` holds one camera's track histories and is fed frames in event-time order. Per frame it computes every
+zone's membership of every anchor point at once, then for each tracked detection asks each per-track rule in turn,
+then runs the per-frame hooks. A rule fires at most once per track (camera-wide rules keep their own cool-down), with
+a deterministic event id so replays de-duplicate.
+
+A rule's settings are resolved per zone: the rule's defaults ← the camera's `rules:` ← the zone's `rules:`. Unknown
+rules or bad values fail when the engine is built (the job builds one per camera at start-up).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from vigil.detections import DetectionFrame, Detections, Position
+from vigil.zones import RuleSettings, Zone
+
+PERSON, CAR = 0, 2
+ANCHOR = Position.CENTER  # where a track "is", for zones and motion
+HISTORY_SECONDS = 20.0  # track points kept, and how long an unseen track is remembered
+NEIGHBOUR_SEEN_MS = 1000  # a track counts as present near a point if seen this recently
+# With no zones configured, the whole image is one traffic zone (its polygon is never tested: it holds every point).
+WHOLE_IMAGE = Zone(name="image", kind="traffic", polygon=[(-1e9, -1e9), (1e9, -1e9), (1e9, 1e9), (-1e9, 1e9)])
+
+
+class RuleSettingsError(ValueError):
+    """A camera's or zone's `rules:` names an unknown rule or setting, or holds a bad value."""
+
+
+class RuleParams(BaseModel):
+    """A rule's settings. Each rule subclasses this as `Params`, with its thresholds and their defaults."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    enabled: bool = True
+
+
+@dataclass
+class TrackHistory:
+    class_id: int
+    first_seen_ms: int
+    points: deque = field(default_factory=deque)  # (ts_ms, x, y) of the anchor, the last history_seconds
+    fired: set = field(default_factory=set)  # kinds of the rules that fired on this track
+    notes: dict = field(default_factory=dict)  # rule kind -> what that rule remembers of this track
+
+    @property
+    def position(self) -> tuple[float, float]:
+        _, x, y = self.points[-1]
+        return x, y
+
+
+@dataclass
+class RuleState:
+    """What an engine remembers of its camera between frames (the Flink job keeps it in keyed state)."""
+
+    tracks: dict[int, TrackHistory] = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)  # rule kind -> that rule's camera-wide memory
+
+
+@dataclass
+class Scene:
+    """One frame as the rules see it: detections, their anchors, zone membership and the camera's tracks."""
+
+    camera_id: str
+    ts_ms: int
+    detections: Detections
+    anchors: np.ndarray  # (n, 2) float32
+    zones: list[Zone]
+    inside: np.ndarray  # (zones, n) bool: zone membership of each anchor
+    state: RuleState
+
+    @property
+    def tracks(self) -> dict[int, TrackHistory]:
+        return self.state.tracks
+
+    def zone_at(self, index: int, kinds: tuple[str, ...]) -> Zone | None:
+        """The first zone of one of these kinds holding detection `index`'s anchor."""
+        return next((z for z, inside in zip(self.zones, self.inside[:, index]) if inside and z.kind in kinds), None)
+
+    def nearest_track(self, x: float, y: float, radius: float, exclude: int | None = None) -> int | None:
+        """A track seen in the last second within `radius` px of (x, y), if any (the first such in track order)."""
+        for track_id, track in self.tracks.items():
+            if track_id == exclude or self.ts_ms - track.points[-1][0] > NEIGHBOUR_SEEN_MS:
+                continue
+            other_x, other_y = track.position
+            if math.hypot(other_x - x, other_y - y) <= radius:
+                return track_id
+        return None
+
+
+class Rule:
+    """One known anomaly. Subclasses set `kind`, their `Params`, and implement the hooks they need.
+
+    Per-track rules look at a track where it is now: the engine finds the first zone of one of `zone_kinds` holding
+    the track's anchor (None if none) and passes that zone's settings. Camera-wide rules (`camera_wide = True`) take
+    their settings from the camera's `rules:` only."""
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[RuleParams]] = RuleParams
+    zone_kinds: ClassVar[tuple[str, ...]] = ("traffic", "pedestrian", "restricted")
+    camera_wide: ClassVar[bool] = False
+
+    def track_started(self, scene: Scene, track: TrackHistory, zone: Zone | None, params: RuleParams) -> None:
+        """A new track appeared (its first point is in `track.points`; it is not in `scene.tracks` yet)."""
+
+    def check_track(self, scene: Scene, track_id: int, track: TrackHistory, zone: Zone | None,
+                    params: RuleParams) -> dict | None:
+        """After the track's point of this frame was added: an AnomalyEvent, or None. Not called once it fired, nor
+        where the rule is disabled."""
+        return None
+
+    def check_frame(self, scene: Scene, params: RuleParams) -> list[dict]:
+        """After every track of the frame was checked (always called; events are dropped where disabled)."""
+        return []
+
+    def event(self, scene: Scene, start_ms: int, end_ms: int, score: float, threshold: float, track_ids: list,
+              zone: Zone | None, key) -> dict:
+        """An AnomalyEvent of this rule; `key` makes the event id unique per camera and rule (a track id, a bucket)."""
+        return dict(event_id=f"{scene.camera_id}:{self.kind}:{key}", camera_id=scene.camera_id, kind=self.kind,
+                    window_start_ms=int(start_ms), window_end_ms=int(end_ms), score=float(score),
+                    threshold=float(threshold), track_ids=list(track_ids),
+                    zone=zone.name if zone is not None else None, top_cells=[], model_version=None, emitted_ts_ms=0)
+
+    def params(self, where: str, *layers: dict) -> RuleParams:
+        """The rule's settings with `layers` of overrides applied in order, or a RuleSettingsError saying where."""
+        merged = {}
+        for layer in layers:
+            merged.update(layer.get(self.kind, {}))
+        try:
+            return self.Params.model_validate(merged)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: "
+                f"{'unknown setting' if e['type'] == 'extra_forbidden' else e['msg']} (got {e['input']!r})"
+                for e in exc.errors())
+            valid = ", ".join(f"{name} (default {f.default!r})" for name, f in self.Params.model_fields.items())
+            raise RuleSettingsError(f"{where}, rule {self.kind!r}: {problems}. Valid settings: {valid}") from None
+
+
+def resolve_settings(rules: Sequence[Rule], camera_id: str, zones: Sequence[Zone],
+                     camera_rules: RuleSettings) -> dict[str, tuple[RuleParams, list[RuleParams]]]:
+    """Each rule's settings for the camera as a whole and for each zone: rule kind -> (camera's, [zone's, ...])."""
+    known = {rule.kind: rule for rule in rules}
+    valid = ", ".join(sorted(known))
+    camera_where = f"camera {camera_id!r}"
+    layers = [(camera_where, camera_rules)] + [(f"{camera_where}, zone {z.name!r}", z.rules) for z in zones]
+    for where, settings in layers:
+        for kind in settings:
+            if kind not in known:
+                raise RuleSettingsError(f"{where}: unknown rule {kind!r}; valid rules: {valid}")
+            if where != camera_where and known[kind].camera_wide:
+                raise RuleSettingsError(f"{where}: rule {kind!r} looks at the whole camera; set it under the "
+                                        "camera's rules:, not a zone's")
+    return {rule.kind: (rule.params(camera_where, camera_rules),
+                        [rule.params(f"{camera_where}, zone {z.name!r}", camera_rules, z.rules) for z in zones])
+            for rule in rules}
+
+
+class RuleEngine:
+    """The rules over one camera's frames. `state` holds the camera's memory; the Flink job swaps in the keyed state
+    before `observe` and stores it after."""
+
+    def __init__(self, camera_id: str, zones: Sequence[Zone] = (), camera_rules: RuleSettings | None = None,
+                 history_seconds: float = HISTORY_SECONDS, rules: Sequence[Rule] | None = None):
+        if rules is None:
+            from jobs.anomaly.rules import RULES  # the registered rules (that package imports this module)
+
+            rules = RULES
+        self.camera_id, self.rules, self.history_ms = camera_id, list(rules), history_seconds * 1000
+        self.zones = list(zones)
+        self.areas = self.zones or [WHOLE_IMAGE]  # what rules look up (a track is somewhere in the image)
+        self.settings = resolve_settings(self.rules, camera_id, self.areas, camera_rules or {})
+        self.state = RuleState()
+
+    def _zone_params(self, rule: Rule, scene: Scene, index: int) -> tuple[Zone | None, RuleParams]:
+        camera_params, zone_params = self.settings[rule.kind]
+        zone = scene.zone_at(index, rule.zone_kinds)
+        if zone is None:
+            return None, camera_params
+        return zone, next(p for z, p in zip(self.areas, zone_params) if z is zone)
+
+    def observe(self, frame: DetectionFrame) -> list[dict]:
+        detections, now = frame.detections, frame.ts_ms
+        anchors = detections.get_anchors_coordinates(ANCHOR)
+        if self.zones:
+            inside = np.stack([zone.contains(anchors) for zone in self.zones])
+        else:
+            inside = np.ones((1, len(anchors)), dtype=bool)
+        scene = Scene(self.camera_id, now, detections, anchors, self.areas, inside, self.state)
+        tracks, events = self.state.tracks, []
+        for index, (track_id, class_id) in enumerate(zip(detections.tracker_id, detections.class_id)):
+            if track_id < 0:
+                continue
+            track_id, point = int(track_id), (now, float(anchors[index, 0]), float(anchors[index, 1]))
+            track = tracks.get(track_id)
+            if track is None:
+                track = TrackHistory(int(class_id), now, deque([point]))
+                for rule in self.rules:
+                    rule.track_started(scene, track, *self._zone_params(rule, scene, index))
+                tracks[track_id] = track
+            else:
+                track.points.append(point)
+                while now - track.points[0][0] > self.history_ms:
+                    track.points.popleft()
+            for rule in self.rules:
+                if rule.kind in track.fired:
+                    continue
+                zone, params = self._zone_params(rule, scene, index)
+                event = rule.check_track(scene, track_id, track, zone, params) if params.enabled else None
+                if event is not None:
+                    track.fired.add(rule.kind)
+                    events.append(event)
+        for rule in self.rules:
+            camera_params, _ = self.settings[rule.kind]
+            frame_events = rule.check_frame(scene, camera_params)
+            events += frame_events if camera_params.enabled else []
+        # forget tracks not seen for a while
+        for track_id in [t for t, h in tracks.items() if now - h.points[-1][0] > self.history_ms]:
+            del tracks[track_id]
+        return events
