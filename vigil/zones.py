@@ -40,6 +40,12 @@ class Zone(BaseModel):
         return vertices
 
     @cached_property
+    def _edges(self) -> list[tuple[float, float, float, float]]:
+        """(x1, y1, x2, y2) of every edge that is not horizontal (a horizontal edge never spans a ray's y)."""
+        ends = np.roll(self.vertices, -1, axis=0)
+        return [(x1, y1, x2, y2) for (x1, y1), (x2, y2) in zip(self.vertices.tolist(), ends.tolist()) if y1 != y2]
+
+    @cached_property
     def direction_vector(self) -> np.ndarray | None:
         """The travel direction as a unit vector, or None when the zone has none."""
         if self.direction is None:
@@ -58,13 +64,9 @@ class Zone(BaseModel):
         points = np.asarray(points, dtype=float).reshape(-1, 2)
         x, y = points[:, 0], points[:, 1]
         inside = np.zeros(len(points), dtype=bool)
-        vertices = self.vertices
-        for (x1, y1), (x2, y2) in zip(vertices, np.roll(vertices, -1, axis=0)):
-            spans = (y1 > y) != (y2 > y)  # never true for a horizontal edge, so the division below is safe
-            if not spans.any():
-                continue
-            crossing_x = (x2 - x1) * (y[spans] - y1) / (y2 - y1) + x1
-            inside[spans] ^= x[spans] < crossing_x
+        for x1, y1, x2, y2 in self._edges:
+            spans = (y1 > y) != (y2 > y)  # the edge crosses the horizontal line through the point
+            inside ^= spans & (x < (x2 - x1) * (y - y1) / (y2 - y1) + x1)  # ... to the right of the point
         return inside
 
     def __eq__(self, other: object) -> bool:

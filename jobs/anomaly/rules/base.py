@@ -77,13 +77,22 @@ class Scene:
     inside: np.ndarray  # (zones, n) bool: zone membership of each anchor
     state: RuleState
 
+    def __post_init__(self):
+        self._holding = self.inside.T.tolist()  # per detection, per zone: inside? (lists: cheap to scan one by one)
+
     @property
     def tracks(self) -> dict[int, TrackHistory]:
         return self.state.tracks
 
+    def zone_index_at(self, index: int, kinds: tuple[str, ...]) -> int | None:
+        """Position in `zones` of the first zone of one of these kinds holding detection `index`'s anchor."""
+        return next((i for i, (zone, inside) in enumerate(zip(self.zones, self._holding[index]))
+                     if inside and zone.kind in kinds), None)
+
     def zone_at(self, index: int, kinds: tuple[str, ...]) -> Zone | None:
         """The first zone of one of these kinds holding detection `index`'s anchor."""
-        return next((z for z, inside in zip(self.zones, self.inside[:, index]) if inside and z.kind in kinds), None)
+        zone_index = self.zone_index_at(index, kinds)
+        return None if zone_index is None else self.zones[zone_index]
 
     def nearest_track(self, x: float, y: float, radius: float, exclude: int | None = None) -> int | None:
         """A track seen in the last second within `radius` px of (x, y), if any (the first such in track order)."""
@@ -182,10 +191,10 @@ class RuleEngine:
 
     def _zone_params(self, rule: Rule, scene: Scene, index: int) -> tuple[Zone | None, RuleParams]:
         camera_params, zone_params = self.settings[rule.kind]
-        zone = scene.zone_at(index, rule.zone_kinds)
-        if zone is None:
+        zone_index = scene.zone_index_at(index, rule.zone_kinds)
+        if zone_index is None:
             return None, camera_params
-        return zone, next(p for z, p in zip(self.areas, zone_params) if z is zone)
+        return scene.zones[zone_index], zone_params[zone_index]
 
     def observe(self, frame: DetectionFrame) -> list[dict]:
         detections, now = frame.detections, frame.ts_ms
