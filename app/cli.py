@@ -8,8 +8,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from vigil.config import get_settings
 from app.stack.process import StackError
+from vigil.config import get_settings
 
 console = Console(width=max(140, Console().width))
 
@@ -94,8 +94,7 @@ def cmd_service(args) -> int:
 
 
 def cmd_anomaly_approve(args) -> int:
-    from vigil.model_registry import Registry
-    from vigil.model_registry import AnomalySettings
+    from vigil.model_registry import AnomalySettings, Registry
 
     registry = Registry(AnomalySettings().registry_root)
     registry.approve(args.camera, args.version)

@@ -20,15 +20,21 @@ from pathlib import Path
 import av
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from vigil.config import REPO_ROOT, Settings
-from app.stack import manager
-from vigil.store.client import connect
-
 from app import reid_scenario
-from app.scenarios import CAR_ZONES, ROOM_ZONES, VIDEOS, build as build_scenarios
+from app.scenarios import CAR_ZONES, ROOM_ZONES, VIDEOS
+from app.scenarios import build as build_scenarios
+from app.stack import manager
+from vigil.config import REPO_ROOT, Settings
+from vigil.store.client import connect
 
 SUMMARY_QUERIES = {
     "frames": "SELECT camera_id, count() AS frames, sum(num_detections) AS detections, "

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from app.stack import manager
+from app.stack.process import free_port
 from services.infer.service import InferService, InferSettings
 from services.ingest.settings import IngestSettings
 from services.sink.service import Sink, SinkSettings
 from vigil.config import Settings
 from vigil.kafka_io import ensure_topics
-from app.stack import manager
-from app.stack.process import free_port
 from vigil.store.client import connect
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"

@@ -16,8 +16,12 @@ from pyflink.common import Configuration, Row, Types
 from pyflink.common.serialization import ByteArraySchema, RowFieldExtractorSchema
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
-from pyflink.datastream.connectors.kafka import (KafkaOffsetsInitializer, KafkaRecordSerializationSchema, KafkaSink,
-                                                 KafkaSource)
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
 from pyflink.java_gateway import get_gateway
 
 from vigil.avro_codec import AvroCodec

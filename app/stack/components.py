@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from app.stack.process import ManagedProcess, StackError, port_in_use, port_open
 from vigil.config import REPO_ROOT, Settings
 from vigil.topics import TOPICS
-from app.stack.process import ManagedProcess, StackError, port_in_use, port_open
 
 
 @dataclass

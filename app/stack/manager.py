@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from vigil.config import Settings
-from vigil.kafka_io import ensure_topics
 from app.stack.components import Broker, Component, Flink, Health, Store, Triton
 from app.stack.process import StackError
+from vigil.config import Settings
+from vigil.kafka_io import ensure_topics
 
 
 @dataclass

@@ -15,7 +15,6 @@ A window sees every summary of its site whose last_seen lies in it; tracks alrea
 
 from __future__ import annotations
 
-
 from pyflink.common import Types
 from pyflink.common.time import Time
 from pyflink.datastream.functions import ProcessWindowFunction, RuntimeContext

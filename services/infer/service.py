@@ -24,7 +24,8 @@ from services.reid.stage import ReidStage, ReidStageSettings
 from vigil.detections import Detections
 from vigil.framestore import FrameNotFound, open_frame_store
 from vigil.outputs.kafka import KafkaOutput
-from vigil.runtime import DeadLetters, Handler, Incoming, StreamService, main as run_main, retry
+from vigil.runtime import DeadLetters, Handler, Incoming, StreamService, retry
+from vigil.runtime import main as run_main
 from vigil.telemetry import context_from, tracer
 from vigil.topics import DETECTIONS, FRAMES
 from vigil.tracker import ByteTracker, TrackerConfig

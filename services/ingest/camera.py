@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import av
 import cv2
 
-from vigil.cameras import Camera
 from services.ingest.settings import IngestSettings
+from vigil.cameras import Camera
 from vigil.sampling import Sampler
 
 log = logging.getLogger("vigil.ingest")

@@ -13,7 +13,8 @@ from services.ingest.settings import IngestSettings
 from vigil.cameras import Camera, CameraConfigError, load_cameras
 from vigil.framestore import open_frame_store
 from vigil.outputs.kafka import KafkaOutput
-from vigil.runtime import Source, SourceService, StartupError, main as run_main
+from vigil.runtime import Source, SourceService, StartupError
+from vigil.runtime import main as run_main
 from vigil.telemetry import current_trace_context, tracer
 from vigil.topics import CAMERA_STATUS, FRAMES
 

@@ -23,8 +23,8 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from vigil.reid_embedding import crop_boxes
 from vigil.config import Settings
+from vigil.reid_embedding import crop_boxes
 
 
 class ApiSettings(Settings):

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from vigil.reid_embedding import crop_boxes, robust_mean
 from vigil.detections import Detections
+from vigil.reid_embedding import crop_boxes, robust_mean
 
 
 @dataclass

@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from vigil.reid_embedding import crop_boxes
 from services.reid.learn import train_embedder  # noqa: F401 - re-exported: the trainer's entry point
 from vigil.config import REPO_ROOT, Settings
+from vigil.reid_embedding import crop_boxes
 
 log = logging.getLogger("vigil.reid.train")
 

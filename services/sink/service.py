@@ -17,8 +17,17 @@ from vigil.config import Settings
 from vigil.outputs.base import Output
 from vigil.outputs.clickhouse import ClickHouseOutput
 from vigil.outputs.kafka import KafkaOutput
-from vigil.runtime import DeadLetters, Handler, Incoming, StartupError, StreamService, main as run_main
-from vigil.topics import CAMERA_STATUS, DEADLETTER, DETECTIONS, EVENTS, FRAMES, TRACKS, TOPICS
+from vigil.runtime import DeadLetters, Handler, Incoming, StartupError, StreamService
+from vigil.runtime import main as run_main
+from vigil.topics import (
+    CAMERA_STATUS,
+    DEADLETTER,
+    DETECTIONS,
+    EVENTS,
+    FRAMES,
+    TOPICS,
+    TRACKS,
+)
 
 log = logging.getLogger("vigil.sink")
 

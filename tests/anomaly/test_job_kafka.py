@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import yaml
 
-from vigil.features import FEATURES, windowed_features
-from vigil.anomaly_model import train
-from vigil.model_registry import Registry
 from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
 from tests.conftest import running, wait_for_rows
+from vigil.anomaly_model import train
 from vigil.avro_codec import AvroCodec
 from vigil.config import REPO_ROOT
+from vigil.features import FEATURES, windowed_features
 from vigil.kafka_io import make_consumer, make_producer
+from vigil.model_registry import Registry
 
 pytestmark = pytest.mark.slow
 

@@ -3,18 +3,16 @@ a wrong-way car, the approved autoencoder flags an unusual window, and normal tr
 
 import numpy as np
 import pytest
-from pyflink.common import Duration, WatermarkStrategy
+from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
-
-from vigil.features import FEATURES, windowed_features
-from pyflink.common import Types
 
 from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections
 from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
 from vigil.anomaly_model import train
-from vigil.model_registry import Registry
 from vigil.config import Settings
+from vigil.features import FEATURES, windowed_features
 from vigil.flink_env import make_env
+from vigil.model_registry import Registry
 
 pytestmark = pytest.mark.slow
 

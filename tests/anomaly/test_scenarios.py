@@ -4,8 +4,8 @@ the stopped cars, the wrong-way cars and the composited crowd are caught, and no
 
 import pytest
 
-from load.eval_anomaly import run_scenarios, score
 from app.scenarios import build
+from load.eval_anomaly import run_scenarios, score
 
 pytestmark = pytest.mark.slow
 

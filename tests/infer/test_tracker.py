@@ -3,8 +3,8 @@ tracks end after max misses."""
 
 import numpy as np
 
-from vigil.tracker import ByteTracker, TrackerConfig
 from vigil.detections import Detections
+from vigil.tracker import ByteTracker, TrackerConfig
 
 
 def _dets(boxes, scores=None, classes=None):

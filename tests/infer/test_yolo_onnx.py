@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from app.stack import manager
 from services.infer.detector import TritonDetector
 from tests.conftest import make_settings
 from vigil.config import REPO_ROOT
-from app.stack import manager
 
 pytestmark = pytest.mark.slow  # starts real servers or Flink
 

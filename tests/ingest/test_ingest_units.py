@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from vigil.sampling import Sampler
 from vigil.cameras import CameraConfigError, load_cameras
 from vigil.framestore import FrameNotFound, LocalFrameStore, open_frame_store
+from vigil.sampling import Sampler
 
 
 def test_valid_config_resolves_relative_paths(tmp_path):

@@ -11,12 +11,11 @@ import uuid
 import boto3
 import pytest
 
-from vigil.cameras import Camera
-from services.ingest.service import run as run_ingest
-from tests.conftest import CAR_VIDEO
-from tests.conftest import running, wait_for_rows
-from vigil.framestore import FrameNotFound, S3FrameStore, open_frame_store
 from app.stack.process import free_port, port_open
+from services.ingest.service import run as run_ingest
+from tests.conftest import CAR_VIDEO, running, wait_for_rows
+from vigil.cameras import Camera
+from vigil.framestore import FrameNotFound, S3FrameStore, open_frame_store
 
 pytestmark = pytest.mark.slow  # starts real servers or Flink
 

@@ -12,11 +12,10 @@ import uuid
 import numpy as np
 import pytest
 
-from vigil.cameras import Camera
 from services.ingest.service import run as run_ingest
-from tests.conftest import CAR_VIDEO
-from tests.conftest import running, wait_for_rows
+from tests.conftest import CAR_VIDEO, running, wait_for_rows
 from vigil.avro_codec import AvroCodec
+from vigil.cameras import Camera
 from vigil.kafka_io import make_consumer, make_producer
 from vigil.store.client import connect
 

@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
+from app.reid_scenario import VIEWS
 from services.reid.embedder import TritonEmbedder
-from vigil.reid_embedding import COLOUR_DIM, crop_boxes
 from services.reid.train import train_embedder
 from tests.conftest import PERSON_VIDEO
-from app.reid_scenario import VIEWS
+from vigil.reid_embedding import COLOUR_DIM, crop_boxes
 
 # Source frames of the person video: two moments of visit p2 and one of p3 (one person in view each time).
 FRAMES = {"p2a": 300, "p2b": 420, "p3": 600, "empty": 470}

@@ -5,8 +5,6 @@ before it (window contents and identity state both restored); ClickHouse holds e
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import signal
 import subprocess
@@ -14,6 +12,7 @@ import sys
 import time
 import uuid
 
+import pytest
 import yaml
 
 from jobs.reid.synthetic import appearance, observed, summary

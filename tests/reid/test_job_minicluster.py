@@ -8,11 +8,11 @@ from pyflink.common.watermark_strategy import TimestampAssigner
 
 from jobs.reid.job import BYTES, PICKLED, build_pipeline, decode_summary
 from jobs.reid.matching import MatchConfig
-from vigil.topology import Link, Topology
 from jobs.reid.synthetic import appearance, observed, summary
 from vigil.avro_codec import AvroCodec
 from vigil.config import Settings
 from vigil.flink_env import make_env
+from vigil.topology import Link, Topology
 
 pytestmark = pytest.mark.slow  # starts real servers or Flink
 

@@ -3,8 +3,8 @@ chains of global identities that persist across windows, re-emission when chains
 
 
 from jobs.reid.matching import IdentityState, MatchConfig, Summary, match
-from vigil.topology import Link, Topology
 from jobs.reid.synthetic import appearance, observed, summary
+from vigil.topology import Link, Topology
 
 T0 = 1_700_000_000_000
 TOPOLOGY = Topology([Link("a", "b", 0, 30), Link("b", "c", 5, 60)], {"a": "s", "b": "s", "c": "s"})

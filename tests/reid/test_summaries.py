@@ -4,8 +4,8 @@ vote, robust mean embedding, best crop), when it is due, and that summaries of o
 import numpy as np
 
 from services.reid.summaries import TrackSummaries
-from vigil.reid_embedding import CROP_H, CROP_W, robust_mean
 from vigil.detections import Detections
+from vigil.reid_embedding import CROP_H, CROP_W, robust_mean
 
 
 def frame(x, track_id=7, class_id=0, confidence=0.9):

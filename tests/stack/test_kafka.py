@@ -1,15 +1,14 @@
 """Avro messages through the real Tansu broker with a consumer group: committed offsets survive and a new consumer
 in the same group resumes exactly where the last commit left off."""
 
-import pytest
-
 import uuid
 
+import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from vigil.avro_codec import AvroCodec
-from vigil.topics import TOPICS
 from vigil.kafka_io import client_config, make_consumer, make_producer
+from vigil.topics import TOPICS
 
 pytestmark = pytest.mark.slow  # starts real servers or Flink
 

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from tests.conftest import make_settings
 from app.stack import manager
 from app.stack.components import Flink, Triton
 from app.stack.process import StackError
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow  # starts real servers or Flink
 

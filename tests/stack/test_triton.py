@@ -1,9 +1,8 @@
 """The default detector loaded into the real tritonserver and called over gRPC with batches of real frames."""
 
-import pytest
-
 import av
 import numpy as np
+import pytest
 import tritonclient.grpc as grpcclient
 
 from tests.conftest import CAR_VIDEO

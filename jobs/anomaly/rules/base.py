@@ -180,7 +180,9 @@ class RuleEngine:
     def __init__(self, camera_id: str, zones: Sequence[Zone] = (), camera_rules: RuleSettings | None = None,
                  history_seconds: float = HISTORY_SECONDS, rules: Sequence[Rule] | None = None):
         if rules is None:
-            from jobs.anomaly.rules import RULES  # the registered rules (that package imports this module)
+            from jobs.anomaly.rules import (
+                RULES,  # the registered rules (that package imports this module)
+            )
 
             rules = RULES
         self.camera_id, self.rules, self.history_ms = camera_id, list(rules), history_seconds * 1000
