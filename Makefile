@@ -16,7 +16,7 @@ REID_MODEL := models/reid_learned/1/model.pt
 REID_SOURCES := services/reid/learn.py vigil/reid_embedding.py services/reid/train.py app/reid_build.py app/reid_scenario.py \
   models/motion_detector/1/model.py models/motion_detector/config.pbtxt
 
-.PHONY: setup demo test stack-up stack-down clean bench
+.PHONY: setup demo test test-fast stack-up stack-down clean bench
 setup: $(INSTALLED) $(FLINK_JARS) $(REID_MODEL)
 
 $(DEPS)/.java:
@@ -48,6 +48,10 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest -q
+
+# The pure tests only (no broker, Triton, Flink or store): seconds, for the edit-test loop.
+test-fast: $(INSTALLED)
+	$(VENV)/bin/pytest -q -m "not slow"
 
 stack-up: setup
 	$(VENV)/bin/vigil stack up

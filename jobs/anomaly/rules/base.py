@@ -56,6 +56,18 @@ class TrackHistory:
         _, x, y = self.points[-1]
         return x, y
 
+    def stayed_put(self, now_ms: int, seconds: float, max_movement_px: float) -> int | None:
+        """Start (ms) of the last `seconds` if the track was followed for at least that long, its points fill (nearly)
+        all of it, and it stayed within `max_movement_px` of where it is now; else None."""
+        window = [p for p in self.points if now_ms - p[0] <= seconds * 1000]
+        # the window must be (nearly) filled: a track seen only briefly has not shown it stands still
+        if (now_ms - self.first_seen_ms) / 1000 < seconds or not window or now_ms - window[0][0] < 0.8 * seconds * 1000:
+            return None
+        x, y = self.position
+        if max(math.hypot(px - x, py - y) for _, px, py in window) >= max_movement_px:
+            return None
+        return window[0][0]
+
 
 @dataclass
 class RuleState:
@@ -180,9 +192,8 @@ class RuleEngine:
     def __init__(self, camera_id: str, zones: Sequence[Zone] = (), camera_rules: RuleSettings | None = None,
                  history_seconds: float = HISTORY_SECONDS, rules: Sequence[Rule] | None = None):
         if rules is None:
-            from jobs.anomaly.rules import (
-                RULES,  # the registered rules (that package imports this module)
-            )
+            # the registered rules; imported here because that package imports this module
+            from jobs.anomaly.rules import RULES
 
             rules = RULES
         self.camera_id, self.rules, self.history_ms = camera_id, list(rules), history_seconds * 1000

@@ -4,7 +4,6 @@ alongside it, a second after it appeared)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -39,13 +38,9 @@ class ObjectLeft(Rule):
         if origin is None or not origin.owner_moved_on or track.class_id == CAR:
             return None
         now, (x, y) = scene.ts_ms, track.position
-        window = [p for p in track.points if now - p[0] <= params.seconds * 1000]
+        if track.stayed_put(now, params.seconds, params.max_movement_px) is None:
+            return None
         age = (now - track.first_seen_ms) / 1000
-        if age < params.seconds or not window or now - window[0][0] < 0.8 * params.seconds * 1000:
-            return None
-        spread = max(math.hypot(px - x, py - y) for _, px, py in window)
-        if spread >= params.max_movement_px:
-            return None
         if scene.nearest_track(x, y, params.owner_radius_px, exclude=track_id) is not None:
             return None  # someone is still with it
         return self.event(scene, track.first_seen_ms, now, age, params.seconds, [track_id, origin.owner], zone,
