@@ -83,7 +83,8 @@ def cmd_demo(args) -> int:
 SERVICE_ENTRY_POINTS = {
     "ingest": "services.ingest.service", "infer": "services.infer.service", "sink": "services.sink.service",
     "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
-    "reid-job": "jobs.reid.__main__", "reid-train": "app.reid_build", "reid-api": "services.reid.api",
+    "reid-job": "jobs.reid.__main__", "traffic-job": "jobs.traffic.__main__",
+    "traffic-report": "app.traffic_report", "reid-train": "app.reid_build", "reid-api": "services.reid.api",
 }
 
 
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
                        ("sink", "run the ClickHouse sink"), ("anomaly-train", "train a camera's autoencoder"),
                        ("anomaly-job", "run the PyFlink anomaly job"), ("reid-job", "run the PyFlink re-ID job"),
+                       ("traffic-job", "run the PyFlink traffic-data job"),
+                       ("traffic-report", "write a camera's traffic report page (HTML)"),
                        ("reid-train", "train the learned re-ID embedder on stored tracks"),
                        ("reid-api", "serve the re-ID search API (FastAPI)")):
         service = sub.add_parser(name, help=text, add_help=False)

@@ -16,13 +16,7 @@ from typing import Any
 import fastavro
 from fastavro.validation import ValidationError, validate
 
-from vigil.schemas import (
-    Contract,
-    contracts,
-    inline_references,
-    parse,
-    released_snapshots,
-)
+from vigil.schemas import Contract, contracts, inline_references, parse, released_snapshots
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"

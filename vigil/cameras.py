@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from vigil.geometry import TrafficGeometry
 from vigil.topology import Topology
 from vigil.zones import RuleSettings, Zone
 
@@ -27,6 +28,8 @@ class Camera(BaseModel):
                                 "defaults for its zones (a zone's own `rules:` win) and for camera-wide rules "
                                 "such as crowding, e.g. {crowding: {persons: 6}}.")
     site: str = Field("default", description="Cameras of one site are matched against each other by the re-ID job.")
+    traffic: TrafficGeometry | None = Field(None, description="Lanes, count lines, detection zones and calibration "
+                                            "for traffic counting (the traffic job); none: not counted.")
 
     @field_validator("url")
     @classmethod

@@ -20,9 +20,7 @@ def tracer(service_name: str):
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                    OTLPSpanExporter,
-                )
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
                 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
                 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

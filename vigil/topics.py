@@ -48,10 +48,12 @@ CAMERA_STATUS = Topic("camera-status.v1", ("CameraStatus",), "camera_id", 1, 7 *
                       "Camera health on every change and periodically.")
 EVENTS = Topic("events.v1", ("AnomalyEvent", "ReidMatch"), "camera_id (AnomalyEvent), global_id (ReidMatch)", 2,
                30 * DAY_MS, "Results of the Flink jobs: anomalies and cross-camera matches.")
+TRAFFIC = Topic("traffic.v1", ("TrafficBin", "VehiclePassage"), "camera_id", 2, 30 * DAY_MS,
+                "Per-lane traffic data every minute, and every vehicle passage over a count line.")
 DEADLETTER = Topic("deadletter.v1", ("DeadLetter",), "the failed message's key, or the service", 1, 30 * DAY_MS,
                    "Messages a service could not process, unchanged, with the reason.")
 
-TOPICS: dict[str, Topic] = {t.name: t for t in (FRAMES, DETECTIONS, TRACKS, CAMERA_STATUS, EVENTS, DEADLETTER)}
+TOPICS: dict[str, Topic] = {t.name: t for t in (FRAMES, DETECTIONS, TRACKS, CAMERA_STATUS, EVENTS, TRAFFIC, DEADLETTER)}
 
 
 def topic(name: str) -> Topic:

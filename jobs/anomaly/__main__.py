@@ -15,23 +15,10 @@ from pathlib import Path
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 
-from jobs.anomaly.job import (
-    BYTES,
-    PICKLED,
-    build_pipeline,
-    decode_detections,
-    encode_event,
-    rule_engines,
-)
+from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections, encode_event, rule_engines
 from jobs.anomaly.rules import RuleSettingsError
 from vigil.cameras import CameraConfigError, load_cameras
-from vigil.flink_env import (
-    dead_letter_route,
-    kafka_sink,
-    kafka_source,
-    make_env,
-    restore_path,
-)
+from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
 from vigil.model_registry import AnomalySettings
 from vigil.topics import DETECTIONS, EVENTS
 

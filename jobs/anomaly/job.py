@@ -16,11 +16,7 @@ from pathlib import Path
 import numpy as np
 from pyflink.common import Types
 from pyflink.common.time import Time
-from pyflink.datastream.functions import (
-    KeyedProcessFunction,
-    ProcessWindowFunction,
-    RuntimeContext,
-)
+from pyflink.datastream.functions import KeyedProcessFunction, ProcessWindowFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.datastream.window import TumblingEventTimeWindows
 

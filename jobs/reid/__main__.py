@@ -19,13 +19,7 @@ from jobs.reid.job import BYTES, PICKLED, build_pipeline, decode_summary, encode
 from jobs.reid.matching import MatchConfig
 from vigil.cameras import load_cameras
 from vigil.config import Settings
-from vigil.flink_env import (
-    dead_letter_route,
-    kafka_sink,
-    kafka_source,
-    make_env,
-    restore_path,
-)
+from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
 from vigil.topics import EVENTS, TRACKS
 
 

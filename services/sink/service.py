@@ -19,15 +19,7 @@ from vigil.outputs.clickhouse import ClickHouseOutput
 from vigil.outputs.kafka import KafkaOutput
 from vigil.runtime import DeadLetters, Handler, Incoming, StartupError, StreamService
 from vigil.runtime import main as run_main
-from vigil.topics import (
-    CAMERA_STATUS,
-    DEADLETTER,
-    DETECTIONS,
-    EVENTS,
-    FRAMES,
-    TOPICS,
-    TRACKS,
-)
+from vigil.topics import CAMERA_STATUS, DEADLETTER, DETECTIONS, EVENTS, FRAMES, TOPICS, TRACKS, TRAFFIC
 
 log = logging.getLogger("vigil.sink")
 
@@ -35,7 +27,7 @@ log = logging.getLogger("vigil.sink")
 OUTPUTS: dict[str, type[Output]] = {
     "clickhouse": ClickHouseOutput,
 }
-STORED_TOPICS = [FRAMES, DETECTIONS, CAMERA_STATUS, DEADLETTER, TRACKS, EVENTS]
+STORED_TOPICS = [FRAMES, DETECTIONS, CAMERA_STATUS, DEADLETTER, TRACKS, EVENTS, TRAFFIC]
 
 
 class SinkSettings(Settings):

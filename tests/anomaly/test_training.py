@@ -10,12 +10,7 @@ from jobs.anomaly.synthetic import as_detection_batch, normal_traffic
 from services.anomaly.train import train_camera
 from vigil.avro_codec import AvroCodec
 from vigil.model_registry import AnomalySettings, Registry
-from vigil.outputs.clickhouse_rows import (
-    DETECTION_COLUMNS,
-    FRAME_COLUMNS,
-    detection_row,
-    frame_row,
-)
+from vigil.outputs.clickhouse_rows import DETECTION_COLUMNS, FRAME_COLUMNS, detection_row, frame_row
 from vigil.store.client import connect
 
 pytestmark = pytest.mark.slow

@@ -9,13 +9,7 @@ import pytest
 from fastavro.utils import generate_many
 
 from vigil.avro_codec import AvroCodec, SchemaViolation, UndecodableMessage
-from vigil.schemas import (
-    SCHEMA_DIR,
-    contracts,
-    inline_references,
-    parse,
-    released_snapshots,
-)
+from vigil.schemas import SCHEMA_DIR, contracts, inline_references, parse, released_snapshots
 
 RECORDS = sorted(name for name in contracts() if "." not in name)
 REQUIRED = {"FrameRef", "DetectionBatch", "CameraStatus", "AnomalyEvent", "ReidMatch", "TrackSummary", "TrackProgress"}

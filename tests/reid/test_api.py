@@ -13,12 +13,7 @@ from jobs.reid.synthetic import summary
 from services.reid.api import ApiSettings, create_app
 from services.reid.embedder import TritonEmbedder
 from tests.reid.test_embedders import people  # noqa: F401 - the fixture of real person crops
-from vigil.outputs.clickhouse_rows import (
-    REID_MATCH_COLUMNS,
-    TRACK_SUMMARY_COLUMNS,
-    reid_match_row,
-    track_summary_row,
-)
+from vigil.outputs.clickhouse_rows import REID_MATCH_COLUMNS, TRACK_SUMMARY_COLUMNS, reid_match_row, track_summary_row
 from vigil.store.client import connect
 
 pytestmark = pytest.mark.slow  # starts real servers or Flink

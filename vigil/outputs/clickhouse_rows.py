@@ -79,6 +79,28 @@ def reid_match_row(r: dict) -> list:
             r["similarity"], r["embedder"], ts(r["emitted_ts_ms"])]
 
 
+TRAFFIC_BIN_COLUMNS = ["bin_id", "camera_id", "lane", "lane_number", "bin_start", "bin_end", "volume_by_class", "volume",
+                       "volume_positive", "volume_negative", "mean_speed_kmh", "p85_speed_kmh", "occupancy_pct",
+                       "mean_headway_s", "mean_gap_s", "status", "speed_available", "traffic_state", "free_flow_kmh",
+                       "frames", "emitted_ts"]
+
+
+def traffic_bin_row(r: dict) -> list:
+    return [r["bin_id"], r["camera_id"], r["lane"], r["lane_number"], ts(r["bin_start_ms"]), ts(r["bin_end_ms"]),
+            dict(r["volume_by_class"]), r["volume"], r["volume_positive"], r["volume_negative"], r["mean_speed_kmh"],
+            r["p85_speed_kmh"], r["occupancy_pct"], r["mean_headway_s"], r["mean_gap_s"], r["status"],
+            r["speed_available"], r["traffic_state"], r["free_flow_kmh"], r["frames"], ts(r["emitted_ts_ms"])]
+
+
+PASSAGE_COLUMNS = ["passage_id", "camera_id", "lane", "lane_number", "line", "track_id", "class_id", "direction", "ts",
+                   "speed_kmh", "emitted_ts"]
+
+
+def passage_row(r: dict) -> list:
+    return [r["passage_id"], r["camera_id"], r["lane"], r["lane_number"], r["line"], r["track_id"], r["class_id"],
+            r["direction"], ts(r["ts_ms"]), r["speed_kmh"], ts(r["emitted_ts_ms"])]
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -95,6 +117,8 @@ TABLES: dict[str, Table] = {
     "TrackSummary": Table("track_summaries", TRACK_SUMMARY_COLUMNS, track_summary_row),
     "AnomalyEvent": Table("anomalies", ANOMALY_COLUMNS, anomaly_row),
     "ReidMatch": Table("reid_matches", REID_MATCH_COLUMNS, reid_match_row),
+    "TrafficBin": Table("traffic_bins", TRAFFIC_BIN_COLUMNS, traffic_bin_row),
+    "VehiclePassage": Table("vehicle_passages", PASSAGE_COLUMNS, passage_row),
 }
 
 # Record types that travel on a stored topic but are deliberately not stored (heartbeats).

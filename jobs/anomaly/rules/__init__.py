@@ -4,13 +4,7 @@ Adding a rule: a module with a `Rule` subclass (its `kind`, `Params` and hooks),
 The order of `RULES` is the order the engine evaluates them in, per track and then per frame.
 """
 
-from jobs.anomaly.rules.base import (
-    Rule,
-    RuleEngine,
-    RuleParams,
-    RuleSettingsError,
-    RuleState,
-)
+from jobs.anomaly.rules.base import Rule, RuleEngine, RuleParams, RuleSettingsError, RuleState
 from jobs.anomaly.rules.crowding import Crowding
 from jobs.anomaly.rules.loitering import Loitering
 from jobs.anomaly.rules.object_left import ObjectLeft

@@ -1,0 +1,137 @@
+"""The traffic-data job (PyFlink DataStream): `detections.v1` + `camera-status.v1` → per camera a `TrafficEngine` in
+keyed state → `VehiclePassage` records as vehicles cross count lines, and one `TrafficBin` per lane and minute when
+event time passes the minute's end → `traffic.v1`.
+
+    source (KafkaSource on both topics, Kafka record time = capture time / status time, bounded out-of-orderness)
+      → decode → key by camera → Traffic (engine + recent camera statuses in keyed state, event-time timer per bin)
+      → encode → KafkaSink
+
+A bin carries the camera's state during it (from camera-status.v1), so "camera down" is never reported as "no
+traffic". When a camera's stream ends (status ENDED) its open bins are closed after `ended_grace_ms` of processing
+time, since no later record would move event time for it. The topology lives in `build_pipeline(stream)`, free of
+connectors, so tests run it on `from_collection`.
+"""
+
+from __future__ import annotations
+
+from pyflink.common import Types
+from pyflink.datastream import TimeDomain
+from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+
+from jobs.traffic.engine import TrafficEngine
+from vigil.avro_codec import UndecodableMessage
+from vigil.detections import DetectionFrame
+from vigil.flink_env import encode_stamped, worker_codec
+from vigil.geometry import TrafficGeometry
+
+PICKLED = Types.PICKLED_BYTE_ARRAY()
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+FRAME, STATUS = "frame", "status"
+STATUS_RETENTION_MS = 600_000
+
+
+def decode(value: bytes):
+    """DetectionBatch → `(camera_id, FRAME, DetectionFrame)`, CameraStatus → `(camera_id, STATUS, (ts_ms, state))`;
+    anything else → `(None, reason, raw bytes)` for the dead-letter branch."""
+    codec = worker_codec()
+    try:
+        record_type = codec.record_type(bytes(value))
+        if record_type == "CameraStatus":
+            status = codec.decode(bytes(value), expected="CameraStatus")
+            return status["camera_id"], STATUS, (int(status["ts_ms"]), status["state"])
+        frame = DetectionFrame.from_record(codec.decode(bytes(value), expected="DetectionBatch"))
+    except (UndecodableMessage, ValueError) as exc:
+        return None, str(exc), bytes(value)
+    return frame.camera_id, FRAME, frame
+
+
+def camera_state_during(statuses: list[tuple[int, str]], bin_start_ms: int, bin_end_ms: int) -> str | None:
+    """The worst state the camera reported in the bin, else the last one before it (None if never reported)."""
+    inside = [state for ts, state in statuses if bin_start_ms <= ts < bin_end_ms]
+    for worst in ("OFFLINE", "ENDED", "DEGRADED"):
+        if worst in inside:
+            return worst
+    before = [state for ts, state in statuses if ts < bin_start_ms]
+    return before[-1] if before else (inside[-1] if inside else None)
+
+
+class Traffic(KeyedProcessFunction):
+    """One TrafficEngine per camera in keyed state; passages out as they happen, bins out when event time passes
+    their end (or after a grace period once the camera's stream has ended)."""
+
+    def __init__(self, geometry_by_camera: dict[str, TrafficGeometry], bin_ms: int = 60_000,
+                 ended_grace_ms: int = 10_000):
+        self.geometry_by_camera, self.bin_ms, self.ended_grace_ms = geometry_by_camera, bin_ms, ended_grace_ms
+
+    def open(self, runtime_context: RuntimeContext):
+        self.engine_state = runtime_context.get_state(ValueStateDescriptor("traffic_engine", PICKLED))
+        self.memory_state = runtime_context.get_state(ValueStateDescriptor("traffic_memory", PICKLED))
+
+    def _load(self, camera_id: str):
+        engine = self.engine_state.value()
+        if engine is None:
+            engine = TrafficEngine(camera_id, self.geometry_by_camera.get(camera_id), self.bin_ms)
+        memory = self.memory_state.value() or {"statuses": [], "open_bins": [], "ended": False}
+        return engine, memory
+
+    def _save(self, engine, memory) -> None:
+        self.engine_state.update(engine)
+        self.memory_state.update(memory)
+
+    def _open_bin(self, memory: dict, ts_ms: int, ctx) -> None:
+        start = ts_ms - ts_ms % self.bin_ms
+        if start not in memory["open_bins"]:
+            memory["open_bins"] = sorted(memory["open_bins"] + [start])
+            ctx.timer_service().register_event_time_timer(start + self.bin_ms)
+
+    def process_element(self, value, ctx):
+        camera_id, kind, payload = value
+        if camera_id not in self.geometry_by_camera:
+            return
+        engine, memory = self._load(camera_id)
+        if kind == FRAME:
+            memory["ended"] = False
+            self._open_bin(memory, payload.ts_ms, ctx)
+            for passage in engine.observe(payload):
+                yield "VehiclePassage", passage
+        else:
+            ts_ms, state = payload
+            memory["statuses"] = [s for s in memory["statuses"] if s[0] >= ts_ms - STATUS_RETENTION_MS] + [(ts_ms, state)]
+            if state in ("OFFLINE", "DEGRADED"):
+                self._open_bin(memory, ts_ms, ctx)  # a dead camera still gets bins that say so
+            if state == "ENDED" and not memory["ended"]:
+                memory["ended"] = True
+                ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time()
+                                                                   + self.ended_grace_ms)
+        self._save(engine, memory)
+
+    def on_timer(self, timestamp: int, ctx):
+        engine, memory = self._load(ctx.get_current_key())
+        if ctx.time_domain() == TimeDomain.EVENT_TIME:
+            due = [start for start in memory["open_bins"] if start + self.bin_ms <= timestamp]
+        elif memory["ended"]:
+            due = list(memory["open_bins"])  # the stream ended: nothing more will come for these bins
+        else:
+            due = []
+        for start in due:
+            state = camera_state_during(memory["statuses"], start, start + self.bin_ms)
+            for traffic_bin in engine.close_bin(start, state):
+                yield "TrafficBin", traffic_bin
+        memory["open_bins"] = [start for start in memory["open_bins"] if start not in due]
+        self._save(engine, memory)
+
+
+def build_pipeline(decoded, geometry_by_camera: dict[str, TrafficGeometry], bin_ms: int = 60_000,
+                   ended_grace_ms: int = 10_000):
+    """decoded: a DataStream of `decode` output (undecodable entries are dropped here) with event-time timestamps.
+    Returns a DataStream of `(record_type, record)`: VehiclePassage and TrafficBin dicts."""
+    return (decoded.filter(lambda value: value[0] is not None)
+            .key_by(lambda value: value[0], key_type=Types.STRING())
+            .process(Traffic(geometry_by_camera, bin_ms, ended_grace_ms), output_type=PICKLED))
+
+
+def encode(value):
+    """(record type, record) → Row(key = camera id, Avro value) for the KafkaSink."""
+    record_type, record = value
+    return encode_stamped(record_type, record, "camera_id")
