@@ -16,6 +16,7 @@ from pydantic import Field
 from vigil.config import Settings
 from vigil.outputs.base import Output
 from vigil.outputs.clickhouse import ClickHouseOutput
+from vigil.outputs.datex2 import Datex2Output
 from vigil.outputs.kafka import KafkaOutput
 from vigil.runtime import DeadLetters, Handler, Incoming, StartupError, StreamService
 from vigil.runtime import main as run_main
@@ -26,6 +27,7 @@ log = logging.getLogger("vigil.sink")
 # Output name (VIGIL_SINK_OUTPUTS) → its class. A new output is one file in vigil/outputs/ plus one line here.
 OUTPUTS: dict[str, type[Output]] = {
     "clickhouse": ClickHouseOutput,
+    "datex2": Datex2Output,
 }
 STORED_TOPICS = [FRAMES, DETECTIONS, CAMERA_STATUS, DEADLETTER, TRACKS, EVENTS, TRAFFIC]
 
