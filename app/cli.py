@@ -55,7 +55,18 @@ def cmd_sql(args) -> int:
     from vigil.store.client import connect
 
     client = connect(get_settings())
-    result = client.query(args.query)
+    if args.cookbook:
+        from app import cookbook
+
+        if args.cookbook not in cookbook.COOKBOOK or not args.camera:
+            console.print(f"[red]error:[/red] --cookbook takes one of {sorted(cookbook.COOKBOOK)} and needs --camera")
+            return 2
+        result = cookbook.run(client, args.cookbook, args.camera, args.since, args.until)
+    elif args.query:
+        result = client.query(args.query)
+    else:
+        console.print("[red]error:[/red] give a query or --cookbook NAME --camera ID")
+        return 2
     table = Table(*result.column_names)
     for row in result.result_rows:
         table.add_row(*(str(v) for v in row))
@@ -112,7 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--only", nargs="*", choices=["broker", "clickhouse", "triton", "flink"], help="start only these parts")
     stack.set_defaults(func=cmd_stack)
     sql = sub.add_parser("sql", help="run a SQL query against the store")
-    sql.add_argument("query")
+    sql.add_argument("query", nargs="?")
+    sql.add_argument("--cookbook", help="run a query of the analyst cookbook (README) by name")
+    sql.add_argument("--camera", help="cookbook: the camera")
+    sql.add_argument("--since", default="1970-01-01 00:00:00", help="cookbook: from (UTC)")
+    sql.add_argument("--until", default="2100-01-01 00:00:00", help="cookbook: until (UTC)")
     sql.set_defaults(func=cmd_sql)
     store = sub.add_parser("store", help="store administration")
     store.add_argument("action", choices=["migrate"])

@@ -20,6 +20,7 @@ import av
 import cv2
 import numpy as np
 
+from vigil.geometry import Calibration, CountLine, DetectionZone, Lane, TrafficGeometry
 from vigil.zones import Zone
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"  # ../shared beside the repo
@@ -29,6 +30,23 @@ CAR_ZONES = [
     Zone(name="lane-down", kind="traffic", polygon=[(0, 0), (290, 0), (290, 432), (0, 432)], direction=(0, 1)),
     Zone(name="lane-up", kind="traffic", polygon=[(290, 0), (620, 0), (620, 432), (290, 432)], direction=(0, -1)),
 ]
+
+# Traffic geometry of the car camera (overhead): the two lanes, a count line across each at mid-image, a detection
+# zone (virtual loop) around each line, and a calibration read off the red car's size (a 4.6 m x 1.8 m compact sedan
+# spans 254 x 146 px): 55 px/m along the lanes, 81 px/m across (the footage is stretched horizontally). Free-flow speed
+# is the car park's 15 km/h.
+CAR_TRAFFIC = TrafficGeometry(
+    lanes=[Lane(name="lane-down", number=1, polygon=[(0, 0), (290, 0), (290, 432), (0, 432)], direction=(0, 1),
+                free_flow_kmh=15.0),
+           Lane(name="lane-up", number=2, polygon=[(290, 0), (620, 0), (620, 432), (290, 432)], direction=(0, -1),
+                free_flow_kmh=15.0)],
+    count_lines=[CountLine(name="down-line", lane="lane-down", start=(0, 216), end=(290, 216), positive=(0, 1)),
+                 CountLine(name="up-line", lane="lane-up", start=(290, 216), end=(620, 216), positive=(0, -1))],
+    detection_zones=[DetectionZone(name="down-loop", lane="lane-down", polygon=[(0, 170), (290, 170), (290, 262), (0, 262)]),
+                     DetectionZone(name="up-loop", lane="lane-up", polygon=[(290, 170), (620, 170), (620, 262), (290, 262)])],
+    calibration=Calibration(image_points=[(0, 0), (768, 0), (768, 432), (0, 432)],
+                            ground_points_m=[(0, 0), (768 / 81, 0), (768 / 81, 432 / 55), (0, 432 / 55)]),
+)
 
 # The indoor camera has no traffic lanes: one pedestrian zone over the whole room.
 ROOM_ZONES = [Zone(name="room", kind="pedestrian", polygon=[(0, 0), (768, 0), (768, 432), (0, 432)])]
@@ -41,6 +59,7 @@ class Scenario:
     zones: list[Zone]
     injected: dict = field(default_factory=dict)  # kind -> list of (start_s, end_s) in clip time
     seconds: float = 0.0
+    traffic: TrafficGeometry | None = None
 
 
 def _frames(path: Path):
@@ -88,10 +107,12 @@ def build(out_dir: Path) -> list[Scenario]:
         for i, image in enumerate(people)
     ]
     scenarios = [
-        Scenario("stopped", out_dir / "stopped.mp4", CAR_ZONES, {"stopped_vehicle": [(hold_at / CAR_FPS, hold_at / CAR_FPS + hold_s)]}),
-        Scenario("wrong_way", out_dir / "wrong_way.mp4", CAR_ZONES, {"wrong_way": [(reverse_from / CAR_FPS, (reverse_to + 1) / CAR_FPS)]}),
+        Scenario("stopped", out_dir / "stopped.mp4", CAR_ZONES, {"stopped_vehicle": [(hold_at / CAR_FPS, hold_at / CAR_FPS + hold_s)]},
+                 traffic=CAR_TRAFFIC),
+        Scenario("wrong_way", out_dir / "wrong_way.mp4", CAR_ZONES, {"wrong_way": [(reverse_from / CAR_FPS, (reverse_to + 1) / CAR_FPS)]},
+                 traffic=CAR_TRAFFIC),
         Scenario("crowd", out_dir / "crowd.mp4", ROOM_ZONES, {"crowding": [(crowd_from, crowd_to)]}),
-        Scenario("normal_cars", CAR_VIDEO, CAR_ZONES),
+        Scenario("normal_cars", CAR_VIDEO, CAR_ZONES, traffic=CAR_TRAFFIC),
         Scenario("normal_people", PERSON_VIDEO, ROOM_ZONES),
     ]
     _write(scenarios[0].path, stopped, CAR_FPS)

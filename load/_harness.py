@@ -115,9 +115,9 @@ def machine() -> dict:
 
 def run_job_pipeline(settings: Settings, camera_file: dict, work: Path, job_module: str, record_type: str,
                      extra_env: dict | None = None, settle_s: float = 12.0, job_warmup_s: float = 25.0,
-                     until=None) -> dict:
+                     until=None, topic=None) -> dict:
     """Stream cameras through sink, infer, a PyFlink job and ingest (subprocesses) on a running stack, collecting
-    `record_type` records from events.v1 as they arrive.
+    `record_type` records from the job's output topic (default events.v1) as they arrive.
 
     Returns {"events": [(received_wall_ms, record)], "first_capture_ms": {camera: ms}}. Stops once ingest has ended,
     inference has caught up and `settle_s` passed (or `until(events)` holds after inference caught up)."""
@@ -149,7 +149,9 @@ def run_job_pipeline(settings: Settings, camera_file: dict, work: Path, job_modu
             except Exception:  # noqa: BLE001 - other producers' records are not ours to judge here
                 pass
 
-    consumer = make_consumer(settings, f"eval-{uuid.uuid4().hex[:6]}", [settings.topic("events.v1")])
+    from vigil.topics import EVENTS
+
+    consumer = make_consumer(settings, f"eval-{uuid.uuid4().hex[:6]}", [(topic or EVENTS).deployed(settings)])
     try:
         start("sink", "services.sink")
         start("infer", "services.infer", "--stats-file", str(work / "infer.json"))

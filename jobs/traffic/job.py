@@ -47,9 +47,11 @@ def decode(value: bytes):
 
 
 def camera_state_during(statuses: list[tuple[int, str]], bin_start_ms: int, bin_end_ms: int) -> str | None:
-    """The worst state the camera reported in the bin, else the last one before it (None if never reported)."""
+    """The worst state the camera reported in the bin, else the last one before it (None if never reported).
+    ENDED (a file or stream that finished) is no fault: the bin's frames say what was observed (none = no_data)."""
+    statuses = [(ts, state) for ts, state in statuses if state != "ENDED"]
     inside = [state for ts, state in statuses if bin_start_ms <= ts < bin_end_ms]
-    for worst in ("OFFLINE", "ENDED", "DEGRADED"):
+    for worst in ("OFFLINE", "DEGRADED"):
         if worst in inside:
             return worst
     before = [state for ts, state in statuses if ts < bin_start_ms]
@@ -90,8 +92,7 @@ class Traffic(KeyedProcessFunction):
         if camera_id not in self.geometry_by_camera:
             return
         engine, memory = self._load(camera_id)
-        if kind == FRAME:
-            memory["ended"] = False
+        if kind == FRAME:  # frames can trail their camera's ENDED status (they pass through infer): still counted
             self._open_bin(memory, payload.ts_ms, ctx)
             for passage in engine.observe(payload):
                 yield "VehiclePassage", passage
@@ -100,6 +101,8 @@ class Traffic(KeyedProcessFunction):
             memory["statuses"] = [s for s in memory["statuses"] if s[0] >= ts_ms - STATUS_RETENTION_MS] + [(ts_ms, state)]
             if state in ("OFFLINE", "DEGRADED"):
                 self._open_bin(memory, ts_ms, ctx)  # a dead camera still gets bins that say so
+            if state == "ONLINE":
+                memory["ended"] = False  # the stream started again
             if state == "ENDED" and not memory["ended"]:
                 memory["ended"] = True
                 ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time()
