@@ -23,13 +23,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app import reid_scenario
-from app.scenarios import CAR_ZONES, ROOM_ZONES, VIDEOS
+from app import cookbook, reid_scenario, traffic_report
+from app.scenarios import CAR_TRAFFIC, CAR_ZONES, ROOM_ZONES, VIDEOS
 from app.scenarios import build as build_scenarios
 from app.stack import manager
 from vigil.config import REPO_ROOT, Settings
 from vigil.store.client import connect
 
+JOBS = ("anomaly-job", "reid-job", "traffic-job")
 SUMMARY_QUERIES = {
     "frames": "SELECT camera_id, count() AS frames, sum(num_detections) AS detections, "
               "countIf(num_detections > 0) AS frames_with_objects FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)} GROUP BY camera_id ORDER BY camera_id",
@@ -110,19 +111,19 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
     work.mkdir(parents=True, exist_ok=True)
     scenarios = {s.name: s for s in build_scenarios(work / "clips")}
     demo_cameras = [  # the car park as recorded, and replays with an incident cut into the footage
-        ("car-park", scenarios["normal_cars"].path, CAR_ZONES),
-        ("room-crowd", scenarios["crowd"].path, ROOM_ZONES),
-        ("car-park-stopped", scenarios["stopped"].path, CAR_ZONES),
-        ("car-park-wrong-way", scenarios["wrong_way"].path, CAR_ZONES),
+        ("car-park", scenarios["normal_cars"].path, CAR_ZONES, CAR_TRAFFIC),
+        ("room-crowd", scenarios["crowd"].path, ROOM_ZONES, None),
+        ("car-park-stopped", scenarios["stopped"].path, CAR_ZONES, CAR_TRAFFIC),
+        ("car-park-wrong-way", scenarios["wrong_way"].path, CAR_ZONES, CAR_TRAFFIC),
     ]
     # three views of the person video, later and differently coloured, for cross-camera re-identification
     hall = reid_scenario.camera_config(reid_scenario.build(work / "reid-clips"), fps=fps, pace="native", speed=speed)
-    demo_cameras += [(c["id"], Path(c["url"]), c["zones"]) for c in hall["cameras"]]
+    demo_cameras += [(c["id"], Path(c["url"]), c["zones"], None) for c in hall["cameras"]]
     cameras_file = work / "cameras.yaml"
     cameras_file.write_text(yaml.safe_dump({"cameras": [
         {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed, "zones": zones,
-         **({"site": "hall"} if cam.startswith("hall-") else {})}
-        for cam, path, zones in demo_cameras], "links": hall["links"]}))
+         **({"site": "hall"} if cam.startswith("hall-") else {}), **({"traffic": traffic} if traffic else {})}
+        for cam, path, zones, traffic in demo_cameras], "links": hall["links"]}))
     stats = {name: work / f"{name}.json" for name in ("ingest", "infer", "sink")}
     for path in stats.values():
         path.unlink(missing_ok=True)
@@ -137,7 +138,8 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
     window = {"since": since}
 
     env = {**os.environ, "VIGIL_DATA_DIR": str(settings.data_dir), "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "VIGIL_TRITON_URL": settings.triton_url, "VIGIL_CLICKHOUSE_DSN": settings.clickhouse_dsn}
+           "VIGIL_TRITON_URL": settings.triton_url, "VIGIL_CLICKHOUSE_DSN": settings.clickhouse_dsn,
+           "VIGIL_SINK_OUTPUTS": '["clickhouse", "datex2"]', "VIGIL_DATEX2_DIR": str(work / "datex2")}
     logs = settings.log_dir
     procs: dict[str, subprocess.Popen] = {}
 
@@ -151,13 +153,15 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         spawn("infer", "services.infer", ["--stats-file", str(stats["infer"])])
         spawn("anomaly-job", "jobs.anomaly", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints")])
         spawn("reid-job", "jobs.reid", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints-reid")])
-        with console.status("starting the PyFlink anomaly and re-ID jobs (local MiniClusters, ~25 s) ..."):
-            time.sleep(25)
-        for job in ("anomaly-job", "reid-job"):
+        spawn("traffic-job", "jobs.traffic", ["--cameras", str(cameras_file), "--checkpoint-dir",
+                                              str(work / "checkpoints-traffic")])
+        with console.status("starting the PyFlink anomaly, re-ID and traffic jobs (local MiniClusters, ~30 s) ..."):
+            time.sleep(30)
+        for job in JOBS:
             if procs[job].poll() is not None:
                 raise RuntimeError(f"the {job} exited; see {logs / (job + '.log')}")
         spawn("ingest", "services.ingest", ["--cameras", str(cameras_file), "--stats-file", str(stats["ingest"])])
-        expected = {cam: _expected_frames(path, fps) for cam, path, _ in demo_cameras}
+        expected = {cam: _expected_frames(path, fps) for cam, path, _, _ in demo_cameras}
         console.rule(f"[bold]Streaming {len(demo_cameras)} cameras at {fps:g} fps sampled, {speed:g}x real time")
         with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
@@ -168,7 +172,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 for cam, bar in bars.items():
                     progress.update(bar, completed=ingest.get(cam, {}).get("frames_published", 0))
                 progress.update(stored, completed=_read_json(stats["sink"]).get("stored", {}).get("detections", 0))
-                for name in ("sink", "infer", "anomaly-job", "reid-job"):
+                for name in ("sink", "infer", *JOBS):
                     if procs[name].poll() is not None:
                         raise RuntimeError(f"{name} exited early; see {logs / (name + '.log')}")
                 time.sleep(0.5)
@@ -207,6 +211,17 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 last = count
                 time.sleep(1)
             time.sleep(1.0)  # let the last camera-status rows land
+        with console.status("waiting for the traffic job's last bins ..."):
+            # a camera's last bins close 10 s after its stream ended (the car clips end long before the hall views)
+            cars = [cam for cam, *_, traffic in demo_cameras if traffic]
+            deadline, last, steady = time.monotonic() + 40, -1, 0
+            while time.monotonic() < deadline and steady < 5:
+                bins = client.query("SELECT count(), uniqExact(camera_id) FROM traffic_bins FINAL WHERE camera_id IN "
+                                    "{c:Array(String)} AND bin_end > {since:DateTime64(3)}",
+                                    parameters={"c": cars, **window}).result_rows[0]
+                steady = steady + 1 if bins[0] == last and bins[1] == len(cars) else 0
+                last = bins[0]
+                time.sleep(1)
         console.rule("[bold]What happened")
         console.print(f"{published} frames published by ingest, {rows} detection rows in ClickHouse, "
                       f"{dropped} dropped as stale, {dead} dead-lettered.")
@@ -218,6 +233,24 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                   "health": "Camera health (camera-status.v1)"}
         for key, sql in SUMMARY_QUERIES.items():
             _table(console, titles[key], client.query(sql, parameters=window))
+        console.rule("[bold]Traffic data (traffic.v1, from the PyFlink traffic job)")
+        _table(console, "Vehicles counted per count line and direction (VehiclePassage)", client.query(
+            "SELECT camera_id, lane, line, if(direction > 0, 'with lane', 'AGAINST lane') AS direction, count() AS vehicles, "
+            "round(avg(speed_kmh), 1) AS mean_kmh FROM vehicle_passages FINAL WHERE ts >= {since:DateTime64(3)} "
+            "GROUP BY camera_id, lane, line, direction ORDER BY camera_id, lane, direction", parameters=window))
+        until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+        period = {"since": f"{since:%Y-%m-%d %H:%M:00}", "until": f"{until:%Y-%m-%d %H:%M:%S}"}  # whole bins
+        _table(console, "car-park, per lane and minute (vigil sql --cookbook lane_minutes --camera car-park)",
+               cookbook.run(client, "lane_minutes", "car-park", period["since"], period["until"]))
+        try:
+            report = traffic_report.render_report(settings, "car-park", period["since"],
+                                                  until.strftime("%Y-%m-%d %H:%M:%S"), work / "traffic-car-park.html",
+                                                  geometry=CAR_TRAFFIC)
+            console.print(f"Traffic report page (lanes over the frame, volume, speed, flow-occupancy): [cyan]{report}[/cyan]")
+        except traffic_report.ReportError as exc:
+            console.print(f"[yellow]no traffic report: {exc}[/yellow]")
+        console.print(f"DATEX II v3.7 MeasuredDataPublication per camera (what a traffic centre pulls): "
+                      f"[cyan]{work / 'datex2' / 'car-park' / 'latest.xml'}[/cyan] (sites: sites.xml)")
         console.rule("[bold]Ask it yourself")
         for title, sql in ANALYST_QUERIES:
             shown = sql.replace("{since:DateTime64(3)}", f"'{since:%Y-%m-%d %H:%M:%S}'")
@@ -233,7 +266,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                       "open http://127.0.0.1:18080/docs")
         return 0
     finally:
-        for name in ("ingest", "anomaly-job", "reid-job", "infer", "sink"):
+        for name in ("ingest", *JOBS, "infer", "sink"):
             proc = procs.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

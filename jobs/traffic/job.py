@@ -7,8 +7,9 @@ event time passes the minute's end → `traffic.v1`.
       → encode → KafkaSink
 
 A bin carries the camera's state during it (from camera-status.v1), so "camera down" is never reported as "no
-traffic". When a camera's stream ends (status ENDED) its open bins are closed after `ended_grace_ms` of processing
-time, since no later record would move event time for it. The topology lives in `build_pipeline(stream)`, free of
+traffic". When a camera's stream ends (status ENDED) its open bins are closed once no frame of it has arrived for
+`ended_grace_ms` of processing time (its last frames trail the status through infer), since no later record would
+move event time for it. The topology lives in `build_pipeline(stream)`, free of
 connectors, so tests run it on `from_collection`.
 """
 
@@ -94,6 +95,8 @@ class Traffic(KeyedProcessFunction):
         engine, memory = self._load(camera_id)
         if kind == FRAME:  # frames can trail their camera's ENDED status (they pass through infer): still counted
             self._open_bin(memory, payload.ts_ms, ctx)
+            if memory["ended"]:  # ... and each one that does pushes the closing of the camera's bins back
+                self._close_later(memory, ctx)
             for passage in engine.observe(payload):
                 yield "VehiclePassage", passage
         else:
@@ -105,16 +108,19 @@ class Traffic(KeyedProcessFunction):
                 memory["ended"] = False  # the stream started again
             if state == "ENDED" and not memory["ended"]:
                 memory["ended"] = True
-                ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time()
-                                                                   + self.ended_grace_ms)
+                self._close_later(memory, ctx)
         self._save(engine, memory)
+
+    def _close_later(self, memory: dict, ctx) -> None:
+        memory["close_at"] = ctx.timer_service().current_processing_time() + self.ended_grace_ms
+        ctx.timer_service().register_processing_time_timer(memory["close_at"])
 
     def on_timer(self, timestamp: int, ctx):
         engine, memory = self._load(ctx.get_current_key())
         if ctx.time_domain() == TimeDomain.EVENT_TIME:
             due = [start for start in memory["open_bins"] if start + self.bin_ms <= timestamp]
-        elif memory["ended"]:
-            due = list(memory["open_bins"])  # the stream ended: nothing more will come for these bins
+        elif memory["ended"] and timestamp >= memory.get("close_at", 0):
+            due = list(memory["open_bins"])  # the stream ended and its last frames are in: nothing more will come
         else:
             due = []
         for start in due:

@@ -27,14 +27,15 @@ from vigil.avro_codec import AvroCodec
 from vigil.config import REPO_ROOT
 from vigil.kafka_io import make_consumer, make_producer
 from vigil.store.client import connect
-from vigil.topics import CAMERA_STATUS, DETECTIONS, TRAFFIC
+from vigil.topics import CAMERA_STATUS, DEADLETTER, DETECTIONS, TRAFFIC
 
 pytestmark = pytest.mark.slow
 
 CAMERA = "cam-traffic-k"
 MINUTE_MS = 60_000
 CAPTURE_MS = 3 * MINUTE_MS  # three complete minutes
-KILL_AFTER_MS = 100_000  # capture time produced before the kill; the rest while the job is down
+CHECKPOINTED_MS = 50_000  # capture time produced, processed and checkpointed before the kill
+KILL_AFTER_MS = 100_000  # produced before the kill (the kill comes while the job works on it); the rest while down
 SPEEDS_KMH = [42.0, 55.0, 63.0, 48.0, 70.0, 37.0, 58.0]
 
 
@@ -111,6 +112,22 @@ def bin_keys(received) -> set[tuple[str, int]]:
     return {(record["lane"], record["bin_start_ms"]) for kind, record in received if kind == "TrafficBin"}
 
 
+def job_dead_letters(received) -> list[dict]:
+    return [record for kind, record in received if kind == "DeadLetter" and record["service"] == "traffic-job"]
+
+
+def stored_rows(settings, t0_ms: int):
+    """The camera's passages and its complete minutes' bins in ClickHouse, after FINAL."""
+    client = connect(settings)
+    passages = client.query("SELECT passage_id, lane, speed_kmh, toUnixTimestamp64Milli(ts) FROM vehicle_passages "
+                            "FINAL WHERE camera_id = {c:String}", parameters={"c": CAMERA}).result_rows
+    bins = client.query(
+        "SELECT lane, toUnixTimestamp64Milli(bin_start), volume, volume_by_class, mean_speed_kmh, status, frames "
+        "FROM traffic_bins FINAL WHERE camera_id = {c:String} AND bin_start < fromUnixTimestamp64Milli({end:Int64})",
+        parameters={"c": CAMERA, "end": t0_ms + CAPTURE_MS}).result_rows
+    return passages, bins
+
+
 def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_path):
     settings = pipeline_settings
     t0 = (int(time.time() * 1000) - 600_000) // MINUTE_MS * MINUTE_MS  # a minute boundary, ten minutes ago
@@ -125,8 +142,9 @@ def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_p
            "VIGIL_TOPIC_NAMESPACE": settings.topic_namespace, "VIGIL_DATA_DIR": str(settings.data_dir),
            "VIGIL_FLINK_LIB_DIR": str(settings.flink_lib_dir)}
     group = f"traffic-{uuid.uuid4().hex[:6]}"
-    codec, received = AvroCodec(), []  # (record type, record) as they arrive on traffic.v1
-    consumer = make_consumer(settings, f"traffic-out-{uuid.uuid4().hex[:6]}", [TRAFFIC.deployed(settings)])
+    codec, received = AvroCodec(), []  # (record type, record) as they arrive on traffic.v1 and deadletter.v1
+    consumer = make_consumer(settings, f"traffic-out-{uuid.uuid4().hex[:6]}",
+                             [TRAFFIC.deployed(settings), DEADLETTER.deployed(settings)])
 
     def collect(until, timeout_s):
         deadline = time.monotonic() + timeout_s
@@ -140,24 +158,28 @@ def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_p
     job = start_job(env, tmp_path, "job-1.log", group)
     try:
         with running(settings, infer=False):  # the sink stores traffic.v1 and deadletter.v1
-            # 1. the first 100 s of capture; SIGKILL once passages came out and a later checkpoint completed
-            produce(settings, [f for f in frames if f.ts_ms < t0 + KILL_AFTER_MS],
-                    [ts for ts in statuses if ts < t0 + KILL_AFTER_MS])
+            # 1. the first 50 s of capture, until passages came out and a checkpoint completed after them; then the
+            # next 50 s, and SIGKILL as soon as the job emits a passage from it (its replay brings duplicates)
+            produce(settings, [f for f in frames if f.ts_ms < t0 + CHECKPOINTED_MS],
+                    [ts for ts in statuses if ts < t0 + CHECKPOINTED_MS])
             assert collect(lambda: passage_ids(received), 180), log(tmp_path, "job-1.log")
             first_passage_at = time.time()
             assert collect(lambda: any(t > first_passage_at for t in checkpoint_times(tmp_path)), 30), \
                 log(tmp_path, "job-1.log")
+            produce(settings, [f for f in frames if t0 + CHECKPOINTED_MS <= f.ts_ms < t0 + KILL_AFTER_MS],
+                    [ts for ts in statuses if t0 + CHECKPOINTED_MS <= ts < t0 + KILL_AFTER_MS])
+            assert collect(lambda: any(kind == "VehiclePassage" and r["ts_ms"] >= t0 + CHECKPOINTED_MS
+                                       for kind, r in received), 60), log(tmp_path, "job-1.log")
             os.killpg(job.pid, signal.SIGKILL)
             job.wait(30)
             before_kill = passage_ids(received)
 
-            # 2. the rest while the job is down: an undecodable message, and a frame and a status past the last
-            # minute so that event time closes it
+            # 2. the rest while the job is down, with a frame and a status past the last minute so that event
+            # time closes it
             closing_ms = t0 + CAPTURE_MS + 5_000
             closing_frame = synthetic.frames([], closing_ms, closing_ms + 1, CAMERA)
             produce(settings, [f for f in frames if f.ts_ms >= t0 + KILL_AFTER_MS] + closing_frame,
-                    [ts for ts in statuses if ts >= t0 + KILL_AFTER_MS] + [closing_ms],
-                    extra=[(t0 + 110_000, b"\x00\x01 not avro")])
+                    [ts for ts in statuses if ts >= t0 + KILL_AFTER_MS] + [closing_ms])
             job = start_job(env, tmp_path, "job-2.log", group)
             want_bins = {(f"lane{lane}", t0 + minute * MINUTE_MS) for lane in (1, 2) for minute in range(3)}
             assert collect(lambda: (passage_ids(received) >= {v.passage_id for v in vehicles}
@@ -169,8 +191,13 @@ def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_p
             stored_bins = wait_for_rows(settings, "SELECT count() FROM traffic_bins FINAL WHERE camera_id = {c:String} "
                                         "AND bin_start < fromUnixTimestamp64Milli({end:Int64})", len(want_bins),
                                         timeout_s=60, parameters={"c": CAMERA, "end": t0 + CAPTURE_MS})
+            rows, bin_rows = stored_rows(settings, t0)
+
+            # 3. an undecodable message on detections.v1: dead-lettered by the job, stored by the sink
+            produce(settings, [], extra=[(closing_ms, b"\x00\x01 not avro")])
+            assert collect(lambda: job_dead_letters(received), 60), log(tmp_path, "job-2.log")
             dead = wait_for_rows(settings, "SELECT count() FROM dead_letters FINAL WHERE source_topic = {t:String} "
-                                 "AND service = 'traffic-job'", 1, timeout_s=60,
+                                 "AND service = 'traffic-job'", 1, timeout_s=30,
                                  parameters={"t": DETECTIONS.deployed(settings)})
     finally:
         consumer.close()
@@ -178,9 +205,6 @@ def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_p
             os.killpg(job.pid, signal.SIGKILL)
             job.wait(30)
 
-    client = connect(settings)
-    rows = client.query("SELECT passage_id, lane, speed_kmh, toUnixTimestamp64Milli(ts) FROM vehicle_passages FINAL "
-                        "WHERE camera_id = {c:String}", parameters={"c": CAMERA}).result_rows
     assert before_kill, "passages came out before the kill"
     assert stored == len(vehicles) and len(rows) == len(vehicles)
     assert Counter(r[0] for r in rows) == Counter(v.passage_id for v in vehicles), "each vehicle once, none lost"
@@ -194,10 +218,6 @@ def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_p
 
     # the complete minutes: volumes by lane and class, and the mean speed, as driven
     assert stored_bins == len(want_bins)
-    bin_rows = client.query(
-        "SELECT lane, toUnixTimestamp64Milli(bin_start), volume, volume_by_class, mean_speed_kmh, status, frames "
-        "FROM traffic_bins FINAL WHERE camera_id = {c:String} AND bin_start < fromUnixTimestamp64Milli({end:Int64})",
-        parameters={"c": CAMERA, "end": t0 + CAPTURE_MS}).result_rows
     bins = {(lane, start): (volume, dict(by_class), mean_speed, status_, frames_)
             for lane, start, volume, by_class, mean_speed, status_, frames_ in bin_rows}
     by_bin = defaultdict(list)
@@ -215,4 +235,5 @@ def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_p
     # at-least-once: whatever was delivered twice is one row under FINAL
     duplicates = len(passages_out) - len(set(passages_out))
     print(f"passages before the kill: {len(before_kill)}, duplicates on traffic.v1: {duplicates}")
-    assert dead >= 1, "the undecodable message on detections.v1 is dead-lettered by the job"
+    assert all(d["source_topic"] == DETECTIONS.deployed(settings) for d in job_dead_letters(received))
+    assert dead >= 1, "the job's dead letter is stored in dead_letters"
