@@ -61,6 +61,17 @@ def stack(settings):
     manager.down(settings)
 
 
+@pytest.fixture(scope="module")
+def restore_os_environ():
+    """PyFlink runs in-process Python workers in loopback mode and leaves PYFLINK_GATEWAY_DISABLED and friends in
+    os.environ; child processes started later (the Kafka-connected jobs) would then refuse to start a gateway. The
+    MiniCluster test modules use this to put the environment back."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_threads():
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -78,6 +78,21 @@ def restore_path(checkpoint_dir: Path, restore: str) -> str | None:
     return None if restore == "none" else restore
 
 
+def job_arguments(parser, group: str, cameras_help: str, cameras_required: bool = True) -> None:
+    """The command line every job takes: the camera file, where checkpoints go, what to restore, the consumer group."""
+    parser.add_argument("--cameras", type=Path, required=cameras_required, help=cameras_help)
+    parser.add_argument("--checkpoint-dir", type=Path, required=True)
+    parser.add_argument("--restore", default="none", help="'latest', 'none' or a checkpoint/savepoint URI")
+    parser.add_argument("--group", default=group)
+
+
+def job_environment(settings: Settings, args):
+    """The execution environment of a job started with `job_arguments`, restored as `--restore` asks."""
+    restore = restore_path(args.checkpoint_dir, args.restore)
+    print(f"restoring from {restore}" if restore else "starting without restored state", flush=True)
+    return make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
+
+
 def dead_letter_route(decoded, settings: Settings, source: Topic, service: str) -> None:
     """Send the undecodable branch of a decoded stream — `(None, reason, raw bytes)` tuples — to deadletter.v1."""
     source_topic = source.deployed(settings)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 
 from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections, encode_event, rule_engines
 from jobs.anomaly.rules import RuleSettingsError
 from vigil.cameras import CameraConfigError, load_cameras
-from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
+from vigil.flink_env import dead_letter_route, job_arguments, job_environment, kafka_sink, kafka_source
 from vigil.model_registry import AnomalySettings
 from vigil.topics import DETECTIONS, EVENTS
 
@@ -26,10 +25,8 @@ from vigil.topics import DETECTIONS, EVENTS
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vigil anomaly-job", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cameras", type=Path, help="camera config with zones and rule settings for the rules")
-    parser.add_argument("--checkpoint-dir", type=Path, required=True)
-    parser.add_argument("--restore", default="none", help="'latest', 'none' or a checkpoint/savepoint URI")
-    parser.add_argument("--group", default="vigil-anomaly")
+    job_arguments(parser, "vigil-anomaly", "camera config with zones and rule settings for the rules",
+                  cameras_required=False)
     args = parser.parse_args(argv)
     settings = AnomalySettings()
     zones, rules = {}, {}
@@ -41,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         except (CameraConfigError, RuleSettingsError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    restore = restore_path(args.checkpoint_dir, args.restore)
-    print(f"restoring from {restore}" if restore else "starting without restored state", flush=True)
-    env = make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
+    env = job_environment(settings, args)
     watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(1500)).with_idleness(Duration.of_seconds(5))
     raw = env.from_source(kafka_source(settings, [DETECTIONS], args.group), watermarks, DETECTIONS.name)
     decoded = raw.map(decode_detections, output_type=PICKLED)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from pydantic import Field
 from pyflink.common import Duration, Types, WatermarkStrategy
@@ -19,7 +18,7 @@ from jobs.reid.job import BYTES, PICKLED, build_pipeline, decode_summary, encode
 from jobs.reid.matching import MatchConfig
 from vigil.cameras import load_cameras
 from vigil.config import Settings
-from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
+from vigil.flink_env import dead_letter_route, job_arguments, job_environment, kafka_sink, kafka_source
 from vigil.topics import EVENTS, TRACKS
 
 
@@ -35,19 +34,14 @@ class ReidJobSettings(Settings):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vigil reid-job", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cameras", type=Path, required=True, help="camera config with sites and links")
-    parser.add_argument("--checkpoint-dir", type=Path, required=True)
-    parser.add_argument("--restore", default="none", help="'latest', 'none' or a checkpoint/savepoint URI")
-    parser.add_argument("--group", default="vigil-reid")
+    job_arguments(parser, "vigil-reid", "camera config with sites and links")
     args = parser.parse_args(argv)
     settings = ReidJobSettings()
     topology = load_cameras(args.cameras).topology()
     if not topology.links:
         print(f"{args.cameras} has no `links`: the re-ID job needs the camera topology (see README)", file=sys.stderr)
         return 2
-    restore = restore_path(args.checkpoint_dir, args.restore)
-    print(f"restoring from {restore}" if restore else "starting without restored state", flush=True)
-    env = make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
+    env = job_environment(settings, args)
     watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(settings.reid_out_of_orderness_ms))
                   .with_idleness(Duration.of_seconds(5)))
     raw = env.from_source(kafka_source(settings, [TRACKS], args.group), watermarks, TRACKS.name)

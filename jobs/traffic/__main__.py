@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from pydantic import Field
 from pyflink.common import Duration, Types, WatermarkStrategy
@@ -18,7 +17,7 @@ from pyflink.common import Duration, Types, WatermarkStrategy
 from jobs.traffic.job import BYTES, PICKLED, build_pipeline, decode, encode
 from vigil.cameras import CameraConfigError, load_cameras
 from vigil.config import Settings
-from vigil.flink_env import dead_letter_route, kafka_sink, kafka_source, make_env, restore_path
+from vigil.flink_env import dead_letter_route, job_arguments, job_environment, kafka_sink, kafka_source
 from vigil.topics import CAMERA_STATUS, DETECTIONS, TRAFFIC
 
 
@@ -32,10 +31,7 @@ class TrafficJobSettings(Settings):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vigil traffic-job", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cameras", type=Path, required=True, help="camera config with `traffic:` geometry")
-    parser.add_argument("--checkpoint-dir", type=Path, required=True)
-    parser.add_argument("--restore", default="none", help="'latest', 'none' or a checkpoint/savepoint URI")
-    parser.add_argument("--group", default="vigil-traffic")
+    job_arguments(parser, "vigil-traffic", "camera config with `traffic:` geometry")
     args = parser.parse_args(argv)
     settings = TrafficJobSettings()
     try:
@@ -47,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if not geometry:
         print(f"error: no camera in {args.cameras} has a `traffic:` block (lanes, count lines; see README)", file=sys.stderr)
         return 2
-    restore = restore_path(args.checkpoint_dir, args.restore)
-    print(f"restoring from {restore}" if restore else "starting without restored state", flush=True)
-    env = make_env(settings, checkpoint_dir=args.checkpoint_dir, restore_from=restore)
+    env = job_environment(settings, args)
     watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(settings.traffic_out_of_orderness_ms))
                   .with_idleness(Duration.of_seconds(5)))
     raw = env.from_source(kafka_source(settings, [DETECTIONS, CAMERA_STATUS], args.group), watermarks, "detections+status")

@@ -4,45 +4,28 @@ a wrong-way car, the approved autoencoder flags an unusual window, and normal tr
 import numpy as np
 import pytest
 from pyflink.common import Duration, Types, WatermarkStrategy
-from pyflink.common.watermark_strategy import TimestampAssigner
 
 from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections
 from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
+from tests.flink import RecordTime
 from vigil.anomaly_model import train
 from vigil.config import Settings
 from vigil.features import FEATURES, windowed_features
 from vigil.flink_env import make_env
 from vigil.model_registry import Registry
 
-pytestmark = pytest.mark.slow
-
-
-class FrameTime(TimestampAssigner):
-    def extract_timestamp(self, value, record_timestamp):
-        return value[0]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("restore_os_environ")]
 
 
 def run_job(frames, registry_root, tmp_path):
     env = make_env(Settings(data_dir=tmp_path))
     records = [(f.ts_ms, as_detection_batch(f)) for f in frames]
     stream = env.from_collection(records, type_info=Types.TUPLE([Types.LONG(), BYTES])).assign_timestamps_and_watermarks(
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(500)).with_timestamp_assigner(FrameTime()))
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(500)).with_timestamp_assigner(RecordTime()))
     decoded = stream.map(lambda record: decode_detections(record[1]), output_type=PICKLED)
     events = build_pipeline(decoded, {"cam-a": LANE}, str(registry_root), window_ms=2000, warmup_windows=5)
     with events.execute_and_collect() as results:
         return list(results)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_environment():
-    """PyFlink runs in-process Python workers in loopback mode and leaves PYFLINK_GATEWAY_DISABLED and friends in
-    os.environ; child processes started later (the Kafka-connected jobs) would then refuse to start a gateway."""
-    import os
-
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

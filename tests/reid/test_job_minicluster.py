@@ -4,34 +4,19 @@ track."""
 
 import pytest
 from pyflink.common import Duration, Types, WatermarkStrategy
-from pyflink.common.watermark_strategy import TimestampAssigner
 
 from jobs.reid.job import BYTES, PICKLED, build_pipeline, decode_summary
 from jobs.reid.matching import MatchConfig
 from jobs.reid.synthetic import appearance, observed, summary
+from tests.flink import RecordTime
 from vigil.avro_codec import AvroCodec
 from vigil.config import Settings
 from vigil.flink_env import make_env
 from vigil.topology import Link, Topology
 
-pytestmark = pytest.mark.slow  # starts real servers or Flink
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("restore_os_environ")]
 
 T0 = 1_700_000_000_000
-
-
-class LastSeen(TimestampAssigner):
-    def extract_timestamp(self, value, record_timestamp):
-        return value[0]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_environment():
-    import os
-
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_job_matches_across_cameras_and_keeps_identities_across_windows(tmp_path):
@@ -49,7 +34,7 @@ def test_job_matches_across_cameras_and_keeps_identities_across_windows(tmp_path
     rows = [(r["last_seen_ms"], codec.encode("TrackSummary", r)) for r in records]
     env = make_env(Settings(data_dir=tmp_path))
     stream = env.from_collection(rows, type_info=Types.TUPLE([Types.LONG(), BYTES])).assign_timestamps_and_watermarks(
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(1000)).with_timestamp_assigner(LastSeen()))
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(1000)).with_timestamp_assigner(RecordTime()))
     decoded = stream.map(lambda row: decode_summary(row[1]), output_type=PICKLED)
     matches = build_pipeline(decoded, topology, window_ms=60_000, slide_ms=5_000, config=MatchConfig(min_similarity=0.6))
     with matches.execute_and_collect() as results:

@@ -4,33 +4,21 @@ as offline, not as an empty road."""
 
 import pytest
 from pyflink.common import Duration, Types, WatermarkStrategy
-from pyflink.common.watermark_strategy import TimestampAssigner
 
 from jobs.anomaly.synthetic import as_detection_batch
 from jobs.traffic.job import BYTES, PICKLED, build_pipeline, decode
+from tests.flink import RecordTime
 from tests.traffic import synthetic
 from vigil.avro_codec import AvroCodec
 from vigil.config import Settings
 from vigil.flink_env import make_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("restore_os_environ")]
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % 60_000  # a minute boundary
 
 
-class RecordTime(TimestampAssigner):
-    def extract_timestamp(self, value, record_timestamp):
-        return value[0]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_environment():
-    """PyFlink's in-process loopback workers leave gateway variables in os.environ (see tests/anomaly)."""
-    import os
-
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def status(ts_ms: int, state: str) -> bytes:
