@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import subprocess
@@ -36,22 +35,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import yaml
 
-from app.stack import manager  # noqa: E402
-from app.stack.process import tree_rss_mb  # noqa: E402
-from jobs.traffic.__main__ import TrafficJobSettings  # noqa: E402
-from load._harness import env_for, machine, percentiles, private_settings  # noqa: E402
-from load._results import save  # noqa: E402
-from services.sink.service import SinkSettings  # noqa: E402
-from vigil.avro_codec import AvroCodec  # noqa: E402
-from vigil.config import REPO_ROOT  # noqa: E402
-from vigil.detections import DetectionFrame, Detections  # noqa: E402
-from vigil.geometry import Calibration, CountLine, DetectionZone, Lane, TrafficGeometry  # noqa: E402
-from vigil.kafka_io import make_producer  # noqa: E402
-from vigil.store.client import connect  # noqa: E402
-from vigil.topics import DETECTIONS, TRAFFIC  # noqa: E402
+from app.stack import manager
+from app.stack.process import tree_rss_mb
+from jobs.traffic.__main__ import TrafficJobSettings
+from load._harness import env_for, machine, percentiles, private_settings
+from load._results import save
+from services.sink.service import SinkSettings
+from vigil.avro_codec import AvroCodec
+from vigil.config import REPO_ROOT
+from vigil.detections import DetectionFrame, Detections
+from vigil.geometry import Calibration, CountLine, DetectionZone, Lane, TrafficGeometry
+from vigil.kafka_io import make_producer
+from vigil.store.client import connect
+from vigil.topics import DETECTIONS, TRAFFIC
 
 FRAME_MS = 200  # 5 fps
 MINUTE_MS = 60_000
@@ -113,13 +112,15 @@ class Traffic:
         detections = Detections(xyxy, np.full(len(boxes), 0.9), [b[1] for b in boxes], [b[0] for b in boxes])
         return DetectionFrame(camera, ts_ms, 1280, 720, detections)
 
-    def passages(self, since_ms: int, until_ms: int) -> dict[str, tuple[str, int, float, float]]:
-        """passage_id → (camera, lane, speed, crossing ms) of every crossing in [since_ms, until_ms)."""
+    def passages(self, since_ms: int, until_ms: int, seen_until_ms: int) -> dict[str, tuple[str, int, float, float]]:
+        """passage_id → (camera, lane, speed, crossing ms) of every crossing in [since_ms, until_ms) that a frame
+        shows: one at or before `seen_until_ms`, the last frame with traffic, comes after it."""
         truth = {}
         for camera in self.cameras:
-            for k in range((since_ms - self.offsets[camera]) // HEADWAY_MS - 2, (until_ms - self.offsets[camera]) // HEADWAY_MS + 1):
+            first, last = ((t - self.offsets[camera]) // HEADWAY_MS for t in (since_ms, until_ms))
+            for k in range(first - 2, last + 1):
                 crossing = self.crossing_ms(camera, k)
-                if since_ms <= crossing < until_ms:
+                if since_ms <= crossing < until_ms and crossing <= seen_until_ms:
                     lane, _, speed_kmh = self.vehicle(k)
                     truth[f"{camera}:line{lane}:{k}"] = (camera, lane, speed_kmh, crossing)
         return truth
@@ -144,8 +145,9 @@ class Feed:
         self.ticks: list[tuple[int, float]] = []  # (capture ms, wall ms produced)
 
     def encode(self, ts_ms: int, empty: bool = False) -> list[tuple[bytes, bytes]]:
-        frames = [self.traffic.frame(c, ts_ms) if not empty else
-                  DetectionFrame(c, ts_ms, 1280, 720, Detections(np.empty((0, 4)), [], [], [])) for c in self.traffic.cameras]
+        nothing = Detections(np.empty((0, 4)), [], [], [])
+        frames = [DetectionFrame(c, ts_ms, 1280, 720, nothing) if empty else self.traffic.frame(c, ts_ms)
+                  for c in self.traffic.cameras]
         return [(f.camera_id.encode(), detection_batch(self.codec, f)) for f in frames]
 
     def send(self, ts_ms: int, encoded: list[tuple[bytes, bytes]]) -> None:
@@ -195,8 +197,8 @@ def wait_until(done, timeout_s: float, what: str, procs: dict[str, subprocess.Po
 
 def warmed_up(client, cameras: list[str], since_ms: int):
     """Every camera has a passage stored: the job and the sink are running and caught up."""
-    return lambda: count(client, "SELECT uniqExact(camera_id) FROM vehicle_passages WHERE ts >= fromUnixTimestamp64Milli({s:Int64})",
-                         s=since_ms) == len(cameras)
+    sql = "SELECT uniqExact(camera_id) FROM vehicle_passages WHERE ts >= fromUnixTimestamp64Milli({s:Int64})"
+    return lambda: count(client, sql, s=since_ms) == len(cameras)
 
 
 def measured(client, since_ms: int, until_ms: int):
@@ -215,15 +217,17 @@ def measured(client, since_ms: int, until_ms: int):
     return bins, passages
 
 
-def figures(feed: Feed, traffic: Traffic, bins, passages, since_ms: int, until_ms: int, frames: int,
-            out_of_orderness_ms: int) -> dict:
+def figures(feed: Feed, traffic: Traffic, bins, passages, since_ms: int, until_ms: int, seen_until_ms: int,
+            frames: int, out_of_orderness_ms: int) -> dict:
     """Delays, and the outcome against the ground truth (volumes per camera, lane and minute; passages; speeds)."""
     close_wall = {end: feed.wall_when_passed(end + out_of_orderness_ms + 1) for end in {b[3] for b in bins}}
     to_emit = [b[6] - close_wall[b[3]] for b in bins]
     to_row = [b[7] - close_wall[b[3]] for b in bins]
     passage_to_row = [row[4] - feed.wall_when_passed(row[1]) for row in passages]
-    truth = traffic.passages(since_ms, until_ms)
-    want_volumes = Counter((camera, f"lane{lane}", int(ts) // MINUTE_MS * MINUTE_MS) for camera, lane, _, ts in truth.values())
+    truth = traffic.passages(since_ms, until_ms, seen_until_ms)
+    missing = set(truth) - {row[0] for row in passages}
+    want_volumes = Counter((camera, f"lane{lane}", int(ts) // MINUTE_MS * MINUTE_MS)
+                           for camera, lane, _, ts in truth.values())
     got_volumes = {(b[0], b[1], b[2]): b[4] for b in bins}
     speed_errors = [abs(row[2] - truth[row[0]][2]) for row in passages if row[0] in truth and row[2] is not None]
     return {
@@ -235,7 +239,9 @@ def figures(feed: Feed, traffic: Traffic, bins, passages, since_ms: int, until_m
         "checks": {
             "bins_expected": len(traffic.cameras) * len(LANES_M) * (until_ms - since_ms) // MINUTE_MS,
             "frames_in_bins": sum(b[5] for b in bins) // len(LANES_M), "frames_produced": frames,
-            "passages_expected": len(truth), "passages_unexpected": len({row[0] for row in passages} - set(truth)),
+            "passages_expected": len(truth), "passages_missing": len(missing),
+            "cameras_with_missing_passages": sorted({truth[p][0] for p in missing}),
+            "passages_unexpected": len({row[0] for row in passages} - set(truth)),
             "volume_mismatches": sum(got_volumes.get(key, 0) != n for key, n in want_volumes.items())
                                  + sum(1 for key, n in got_volumes.items() if n and key not in want_volumes),
             "max_speed_error_kmh": round(max(speed_errors), 2) if speed_errors else None,
@@ -275,7 +281,8 @@ def backlog(settings, feed: Feed, traffic: Traffic, minutes: int, procs, work: P
             "throughput": {"seconds": round(seconds, 1), "records_per_s": round(frames / seconds, 1),
                            "definition": "frames / (first frame produced -> the job emits the last bin of the last "
                                          "minute); the job reads a backlog, the producer is far faster"},
-            **figures(feed, traffic, bins, passages, first_ms, end_ms, frames, job_settings.traffic_out_of_orderness_ms)}
+            **figures(feed, traffic, bins, passages, first_ms, end_ms, end_ms - FRAME_MS, frames,
+                      job_settings.traffic_out_of_orderness_ms)}
 
 
 def paced(settings, feed: Feed, traffic: Traffic, minutes: int, procs, work: Path, job_settings) -> dict:
@@ -303,7 +310,8 @@ def paced(settings, feed: Feed, traffic: Traffic, minutes: int, procs, work: Pat
         if first_ms is None and warm.is_set():  # measure whole minutes from the next boundary on
             first_ms = (tick_ms // MINUTE_MS + 1) * MINUTE_MS
             end_ms = first_ms + minutes * MINUTE_MS
-            print(f"warm after {(tick_ms - started_ms) / 1000:.0f} s; measuring {minutes} min from the next minute", flush=True)
+            print(f"warm after {(tick_ms - started_ms) / 1000:.0f} s; measuring {minutes} min from the next minute",
+                  flush=True)
         for proc_name, proc in procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{proc_name} exited: {(work / f'{proc_name}.log').read_text()[-2000:]}")
@@ -318,7 +326,8 @@ def paced(settings, feed: Feed, traffic: Traffic, minutes: int, procs, work: Pat
     frames = len(traffic.cameras) * (end_ms - first_ms) // FRAME_MS
     return {"frames": frames, "frames_per_s_offered": len(traffic.cameras) * 1000 // FRAME_MS,
             "ticks_late": late_ticks,
-            **figures(feed, traffic, bins, passages, first_ms, end_ms, frames, job_settings.traffic_out_of_orderness_ms)}
+            **figures(feed, traffic, bins, passages, first_ms, end_ms, feed.ticks[-1][0], frames,
+                      job_settings.traffic_out_of_orderness_ms)}
 
 
 def main() -> int:
@@ -339,8 +348,9 @@ def main() -> int:
     procs: dict[str, subprocess.Popen] = {}
 
     def start(name: str, *command: str) -> None:
-        procs[name] = subprocess.Popen([sys.executable, "-m", *command], env=env, cwd=REPO_ROOT, start_new_session=True,
-                                       stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+        with open(work / f"{name}.log", "wb") as log:  # the child keeps its own descriptor
+            procs[name] = subprocess.Popen([sys.executable, "-m", *command], env=env, cwd=REPO_ROOT,
+                                           start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
 
     start("sink", "services.sink")
     start("job", "jobs.traffic", "--cameras", str(work / "cameras.yaml"), "--checkpoint-dir", str(work / "checkpoints"))

@@ -24,6 +24,8 @@ from vigil.topics import CAMERA_STATUS, DETECTIONS, TRAFFIC
 class TrafficJobSettings(Settings):
     traffic_bin_ms: int = Field(60_000, ge=1000, description="Length of a traffic-data bin (ms).")
     traffic_out_of_orderness_ms: int = Field(1500, ge=0, description="Watermark bound for detections and statuses.")
+    traffic_allowed_lateness_ms: int = Field(10_000, ge=0, description="A bin closes this long after event time "
+                                             "passed its end: frames of a lagging partition still count.")
     traffic_ended_grace_ms: int = Field(10_000, ge=0, description="After a camera's stream ended, close its open bins "
                                         "this long later (processing time).")
 
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = env.from_source(kafka_source(settings, [DETECTIONS, CAMERA_STATUS], args.group), watermarks, "detections+status")
     decoded = raw.map(decode, output_type=PICKLED)
     dead_letter_route(decoded, settings, DETECTIONS, "traffic-job")
-    records = build_pipeline(decoded, geometry, settings.traffic_bin_ms, settings.traffic_ended_grace_ms)
+    records = build_pipeline(decoded, geometry, settings.traffic_bin_ms, settings.traffic_ended_grace_ms,
+                             settings.traffic_allowed_lateness_ms)
     records.map(encode, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, TRAFFIC))
     env.execute("vigil-traffic")
     return 0

@@ -6,7 +6,9 @@ event time passes the minute's end → `traffic.v1`.
       → decode → key by camera → Traffic (engine + recent camera statuses in keyed state, event-time timer per bin)
       → encode → KafkaSink
 
-A bin carries the camera's state during it (from camera-status.v1), so "camera down" is never reported as "no
+A bin closes `allowed_lateness_ms` after event time passed its end, so frames of a partition that lags the others
+(the watermark follows the fastest once a partition idles) still land in their bin. A bin carries the camera's state
+during it (from camera-status.v1), so "camera down" is never reported as "no
 traffic". When a camera's stream ends (status ENDED) its open bins are closed once no frame of it has arrived for
 `ended_grace_ms` of processing time (its last frames trail the status through infer), since no later record would
 move event time for it. The topology lives in `build_pipeline(stream)`, free of
@@ -64,8 +66,9 @@ class Traffic(KeyedProcessFunction):
     their end (or after a grace period once the camera's stream has ended)."""
 
     def __init__(self, geometry_by_camera: dict[str, TrafficGeometry], bin_ms: int = 60_000,
-                 ended_grace_ms: int = 10_000):
+                 ended_grace_ms: int = 10_000, allowed_lateness_ms: int = 10_000):
         self.geometry_by_camera, self.bin_ms, self.ended_grace_ms = geometry_by_camera, bin_ms, ended_grace_ms
+        self.allowed_lateness_ms = allowed_lateness_ms
 
     def open(self, runtime_context: RuntimeContext):
         self.engine_state = runtime_context.get_state(ValueStateDescriptor("traffic_engine", PICKLED))
@@ -86,7 +89,7 @@ class Traffic(KeyedProcessFunction):
         start = ts_ms - ts_ms % self.bin_ms
         if start not in memory["open_bins"]:
             memory["open_bins"] = sorted(memory["open_bins"] + [start])
-            ctx.timer_service().register_event_time_timer(start + self.bin_ms)
+            ctx.timer_service().register_event_time_timer(start + self.bin_ms + self.allowed_lateness_ms)
 
     def process_element(self, value, ctx):
         camera_id, kind, payload = value
@@ -118,7 +121,7 @@ class Traffic(KeyedProcessFunction):
     def on_timer(self, timestamp: int, ctx):
         engine, memory = self._load(ctx.get_current_key())
         if ctx.time_domain() == TimeDomain.EVENT_TIME:
-            due = [start for start in memory["open_bins"] if start + self.bin_ms <= timestamp]
+            due = [start for start in memory["open_bins"] if start + self.bin_ms + self.allowed_lateness_ms <= timestamp]
         elif memory["ended"] and timestamp >= memory.get("close_at", 0):
             due = list(memory["open_bins"])  # the stream ended and its last frames are in: nothing more will come
         else:
@@ -132,12 +135,12 @@ class Traffic(KeyedProcessFunction):
 
 
 def build_pipeline(decoded, geometry_by_camera: dict[str, TrafficGeometry], bin_ms: int = 60_000,
-                   ended_grace_ms: int = 10_000):
+                   ended_grace_ms: int = 10_000, allowed_lateness_ms: int = 10_000):
     """decoded: a DataStream of `decode` output (undecodable entries are dropped here) with event-time timestamps.
     Returns a DataStream of `(record_type, record)`: VehiclePassage and TrafficBin dicts."""
     return (decoded.filter(lambda value: value[0] is not None)
             .key_by(lambda value: value[0], key_type=Types.STRING())
-            .process(Traffic(geometry_by_camera, bin_ms, ended_grace_ms), output_type=PICKLED))
+            .process(Traffic(geometry_by_camera, bin_ms, ended_grace_ms, allowed_lateness_ms), output_type=PICKLED))
 
 
 def encode(value):
