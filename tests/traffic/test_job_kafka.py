@@ -188,14 +188,17 @@ def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_p
 
             # 2. the rest while the job is down, with a frame and a status past the last minute so that event
             # time closes it (a restored source starts with every split active, so the backlog is read in order)
-            closing_ms = t0 + CAPTURE_MS + 5_000
+            closing_ms = t0 + CAPTURE_MS + 15_000  # past the last bin end + allowed lateness (10 s) + out-of-orderness
             closing_frame = synthetic.frames([], closing_ms, closing_ms + 1, CAMERA)
             produce(settings, [f for f in frames if f.ts_ms >= t0 + KILL_AFTER_MS] + closing_frame,
                     [ts for ts in statuses if ts >= t0 + CHECKPOINTED_MS] + [closing_ms])
             job = start_job(env, tmp_path, "job-2.log", group)
             want_bins = {(f"lane{lane}", t0 + minute * MINUTE_MS) for lane in (1, 2) for minute in range(3)}
-            assert collect(lambda: (passage_ids(received) >= {v.passage_id for v in vehicles}
-                                    and bin_keys(received) >= want_bins), 180), log(tmp_path, "job-2.log")
+            want_passages = {v.passage_id for v in vehicles}
+            assert collect(lambda: passage_ids(received) >= want_passages and bin_keys(received) >= want_bins, 180), \
+                (f"missing passages {sorted(want_passages - passage_ids(received))}, bins (lane, minute) "
+                 f"{sorted((lane, (start - t0) // MINUTE_MS) for lane, start in want_bins - bin_keys(received))}; "
+                 f"{log(tmp_path, 'job-2.log')}")
             assert "restoring from file:" in (tmp_path / "job-2.log").read_text()
 
             stored = wait_for_rows(settings, "SELECT count() FROM vehicle_passages FINAL WHERE camera_id = {c:String}",
