@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jobs.traffic.__main__ import TrafficJobSettings
 from tests.conftest import running, wait_for_rows
 from tests.traffic import synthetic
 from vigil.avro_codec import AvroCodec
@@ -188,7 +189,9 @@ def test_counts_exactly_once_across_sigkill_and_restore(pipeline_settings, tmp_p
 
             # 2. the rest while the job is down, with a frame and a status past the last minute so that event
             # time closes it (a restored source starts with every split active, so the backlog is read in order)
-            closing_ms = t0 + CAPTURE_MS + 15_000  # past the last bin end + allowed lateness (10 s) + out-of-orderness
+            job_settings = TrafficJobSettings()  # a bin closes once event time is this far past its end
+            closing_ms = (t0 + CAPTURE_MS + job_settings.traffic_allowed_lateness_ms
+                          + job_settings.traffic_out_of_orderness_ms + 1_000)
             closing_frame = synthetic.frames([], closing_ms, closing_ms + 1, CAMERA)
             produce(settings, [f for f in frames if f.ts_ms >= t0 + KILL_AFTER_MS] + closing_frame,
                     [ts for ts in statuses if ts >= t0 + CHECKPOINTED_MS] + [closing_ms])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,8 +46,12 @@ DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "ser
 
 
 def dead_letter_row(r: dict) -> list:
-    return [r["source_topic"], r["source_partition"], r["source_offset"], r["service"], r["reason"],
-            len(r["value"] or b""), ts(r["ts_ms"])]
+    # A Flink job does not see the partition and offset of what it dead-letters (it sends -1): the row then keys on a
+    # checksum of the message instead, so distinct bad messages stay distinct rows (and the unsigned columns hold it).
+    partition, offset = r["source_partition"], r["source_offset"]
+    if partition < 0 or offset < 0:
+        partition, offset = 0, zlib.crc32(r["value"] or b"") | (1 << 32)
+    return [r["source_topic"], partition, offset, r["service"], r["reason"], len(r["value"] or b""), ts(r["ts_ms"])]
 
 
 ANOMALY_COLUMNS = ["event_id", "camera_id", "kind", "window_start", "window_end", "score", "threshold", "track_ids",
