@@ -42,7 +42,8 @@ def run_scenarios(settings: Settings, scenarios: list[Scenario], work: Path, pac
 
     cameras = [{"id": s.name, "url": str(s.path), "fps": fps, "pace": pace, "clock": clock, "zones": s.zones,
                 "traffic": s.traffic} for s in scenarios]
-    run = run_job_pipeline(settings, {"cameras": cameras}, work, "jobs.traffic", "VehiclePassage", settle_s=15.0,
+    # settle: the last bins close 10 s after a camera's last frame (ENDED grace), then the sink stores them
+    run = run_job_pipeline(settings, {"cameras": cameras}, work, "jobs.traffic", "VehiclePassage", settle_s=35.0,
                            job_warmup_s=job_warmup_s, topic=TRAFFIC)
     passages = {r["passage_id"]: r for _, r in run["events"]}
     return {"passages": list(passages.values())}
