@@ -54,6 +54,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+        os.chmod(temp, 0o644)  # mkstemp makes it private; the publication is for the web server that serves it
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
