@@ -113,6 +113,18 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def stop_process_groups(procs: dict) -> None:
+    """SIGTERM every child started with start_new_session, then SIGKILL what has not exited within 30 s."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def run_job_pipeline(settings: Settings, camera_file: dict, work: Path, job_module: str, record_type: str,
                      extra_env: dict | None = None, settle_s: float = 12.0, job_warmup_s: float = 25.0,
                      until=None, topic=None) -> dict:
@@ -178,14 +190,7 @@ def run_job_pipeline(settings: Settings, camera_file: dict, work: Path, job_modu
             poll(0.5)
     finally:
         consumer.close()
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_groups(procs)
     first = dict(connect(settings).query(
         "SELECT camera_id, toUnixTimestamp64Milli(min(capture_ts)) FROM frames FINAL WHERE camera_id IN {c:Array(String)} "
         "GROUP BY camera_id", parameters={"c": [c["id"] for c in camera_file["cameras"]]}).result_rows)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -43,7 +41,7 @@ import yaml
 from app.stack import manager
 from app.stack.process import tree_rss_mb
 from jobs.traffic.__main__ import TrafficJobSettings
-from load._harness import env_for, machine, percentiles, private_settings
+from load._harness import env_for, machine, percentiles, private_settings, stop_process_groups
 from load._results import save
 from services.sink.service import SinkSettings
 from vigil.avro_codec import AvroCodec
@@ -365,14 +363,7 @@ def main() -> int:
         run = (paced if args.paced else backlog)(settings, feed, traffic, args.minutes, procs, work, job_settings)
     finally:
         rss.stop.set()
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_groups(procs)
         manager.down(settings)
     result = {"benchmark": "traffic_job", "mode": "paced" if args.paced else "backlog", "machine": machine(),
               "cameras": args.cameras, "minutes": args.minutes, "fps_per_camera": 1000 // FRAME_MS,
