@@ -65,10 +65,10 @@ def now_ms() -> int:
 
 class DetectAndTrack(Handler):
     def __init__(self, settings: InferSettings, detector, output: KafkaOutput, dead_letters: DeadLetters,
-                 stages: list[FrameStage]):
+                 stages: list[FrameStage], store):
         self.settings, self.detector, self.output, self.dead_letters = settings, detector, output, dead_letters
         self.stages = stages
-        self.store = open_frame_store(settings.frame_store_uri)
+        self.store = store
         tracker_config = TrackerConfig(high_score=settings.track_high_score, low_score=settings.track_low_score,
                                        min_hits=settings.track_min_hits, max_misses=settings.track_max_misses)
         # Ids are unique across restarts: each session starts from its own block of 10^5 ids.
@@ -166,7 +166,7 @@ class InferService(StreamService):
         detector = detector or TritonDetector(settings.triton_url, settings.detector_model, settings.max_batch)
         store = open_frame_store(settings.frame_store_uri)
         stages = stages if stages is not None else [ReidStage(settings, self.kafka, store)]
-        self.detect_and_track = DetectAndTrack(settings, detector, self.kafka, dead_letters, stages)
+        self.detect_and_track = DetectAndTrack(settings, detector, self.kafka, dead_letters, stages, store)
         super().__init__(settings, "infer", [FRAMES], self.detect_and_track, [self.kafka], dead_letters,
                          settings.consumer_group, batch_size=settings.max_batch, poll_timeout_s=settings.max_wait_ms / 1000,
                          codec=self.kafka.codec, consumer_overrides={"max.poll.interval.ms": 300000, "fetch.wait.max.ms": 10})

@@ -18,6 +18,7 @@ from vigil.store.client import connect
 from vigil.topics import Topic
 
 log = logging.getLogger("vigil.outputs.clickhouse")
+COLUMNS = {table.name: table.columns for table in TABLES.values()}
 
 
 class ClickHouseOutput(Output):
@@ -47,11 +48,10 @@ class ClickHouseOutput(Output):
         return sum(len(rows) for rows in self.buffer.values())
 
     def flush(self, stop: threading.Event | None = None) -> bool:
-        columns = {table.name: table.columns for table in TABLES.values()}
         for name in list(self.buffer):
             rows = self.buffer[name]
             if rows:
-                ok, _ = retry(lambda: self.client.insert(name, rows, column_names=columns[name]), stop,
+                ok, _ = retry(lambda: self.client.insert(name, rows, column_names=COLUMNS[name]), stop,
                               f"insert into {name}", log)
                 if not ok:
                     return False  # stopped during an outage: the rows come again from the uncommitted offsets
