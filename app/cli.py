@@ -114,6 +114,18 @@ def cmd_anomaly_approve(args) -> int:
     return 0
 
 
+def cmd_review_export(args) -> int:
+    from app.review import cmd_review_export as run
+
+    return run(args, console)
+
+
+def cmd_review_import(args) -> int:
+    from app.review import cmd_review_import as run
+
+    return run(args, console)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigil", description="Streaming video analytics for traffic centres.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--camera", required=True)
     approve.add_argument("--version", required=True)
     approve.set_defaults(func=cmd_anomaly_approve)
+    export = sub.add_parser("review-export", help="write a camera's most uncertain frames with their predicted boxes "
+                            "as COCO JSON for CVAT / Label Studio")
+    export.add_argument("--camera", required=True)
+    export.add_argument("--since", required=True, help="from, ISO 8601 (no zone = UTC), e.g. 2027-01-15T10:00:00Z")
+    export.add_argument("--until", required=True, help="until (exclusive), ISO 8601")
+    export.add_argument("--out", required=True, help="a new folder: annotations.json, images/, manifest.json")
+    export.add_argument("--limit", type=int, default=None, help="frames to write (default VIGIL_REVIEW_LIMIT, 100)")
+    export.set_defaults(func=cmd_review_export)
+    review_import = sub.add_parser("review-import", help="put corrected COCO labels of a review export into the "
+                                   "label store, ahead of pseudo-labels for the next adaptation")
+    review_import.add_argument("--camera", required=True)
+    review_import.add_argument("file", help="the corrected COCO JSON (CVAT 'COCO 1.0' or Label Studio export)")
+    review_import.add_argument("--export", help="the folder review-export wrote (default: the folder of FILE)")
+    review_import.set_defaults(func=cmd_review_import)
     for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
                        ("sink", "run the ClickHouse sink"), ("anomaly-train", "train a camera's autoencoder"),
                        ("anomaly-job", "run the PyFlink anomaly job"), ("reid-job", "run the PyFlink re-ID job"),
