@@ -17,7 +17,16 @@ REID_SOURCES := services/reid/learn.py vigil/reid_embedding.py services/reid/tra
   models/motion_detector/1/model.py models/motion_detector/config.pbtxt
 
 .PHONY: setup demo test test-fast stack-up stack-down clean bench
-setup: $(INSTALLED) $(FLINK_JARS) $(REID_MODEL)
+# The pretrained detectors are used from ../shared (never copied into the repository): checked against
+# detectors.sha256, then linked as version 1 of their Triton models.
+SHARED ?= ../shared
+DETECTORS := models/yolox_nano/1/model.onnx models/nanodet_m/1/model.onnx
+setup: $(INSTALLED) $(FLINK_JARS) $(DETECTORS) $(REID_MODEL)
+
+$(DETECTORS): detectors.sha256
+	cd $(SHARED)/models/detectors && sha256sum --quiet -c $(CURDIR)/detectors.sha256
+	ln -sfn $(abspath $(SHARED))/models/detectors/yolox_nano_416.onnx models/yolox_nano/1/model.onnx
+	ln -sfn $(abspath $(SHARED))/models/detectors/nanodet_m_416_opencvzoo.onnx models/nanodet_m/1/model.onnx
 
 $(DEPS)/.java:
 	@command -v java >/dev/null 2>&1 || { echo "installing Java 17 (PyFlink needs it)"; apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }

@@ -1,0 +1,1 @@
+../../yolox_nano/1/model.py
