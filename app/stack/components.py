@@ -202,8 +202,15 @@ class Triton(Component):
                 f"--http-address={host}", f"--http-port={self.settings.triton_http_port}",
                 f"--metrics-address={host}", f"--metrics-port={self.settings.triton_metrics_port}",
                 "--allow-metrics=true", "--log-verbose=0", "--exit-on-error=false"]
-        argv += [f"--load-model={name}" for name in self.settings.triton_models]
+        argv += [f"--load-model={name}" for name in self.models()]
         return argv, triton_environment()
+
+    def models(self) -> list[str]:
+        """The configured models and the per-camera fine-tunes of them found in the repository."""
+        from app.adapt.repository import adapted_models
+
+        configured = list(self.settings.triton_models)
+        return configured + adapted_models(self.settings.model_repository, configured)
 
     def health(self) -> Health:
         import tritonclient.grpc as grpcclient
@@ -212,12 +219,12 @@ class Triton(Component):
             client = grpcclient.InferenceServerClient(self.settings.triton_url)
             if not client.is_server_ready(client_timeout=2):
                 return Health(False, f"Triton at {self.settings.triton_url} is not ready")
-            not_ready = [m for m in self.settings.triton_models if not client.is_model_ready(m, client_timeout=2)]
+            not_ready = [m for m in self.models() if not client.is_model_ready(m, client_timeout=2)]
         except Exception as exc:
             return Health(False, f"Triton at {self.settings.triton_url} does not answer: {_first_line(exc)}")
         if not_ready:
             return Health(False, f"Triton at {self.settings.triton_url}: models not ready: {not_ready}")
-        return Health(True, f"{self.settings.triton_url}, models {self.settings.triton_models}", self.process.rss_mb())
+        return Health(True, f"{self.settings.triton_url}, models {self.models()}", self.process.rss_mb())
 
 
 def triton_environment() -> dict[str, str]:
