@@ -92,7 +92,8 @@ def cmd_demo(args) -> int:
 
 
 SERVICE_ENTRY_POINTS = {
-    "ingest": "services.ingest.service", "infer": "services.infer.service", "sink": "services.sink.service",
+    "ingest": "services.ingest.service", "infer": "services.infer.service", "reid-embed": "services.reid.service",
+    "sink": "services.sink.service",
     "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
     "reid-job": "jobs.reid.__main__", "traffic-job": "jobs.traffic.__main__",
     "traffic-report": "app.traffic_report", "reid-train": "app.reid_build", "reid-api": "services.reid.api",
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     review_import.add_argument("--export", help="the folder review-export wrote (default: the folder of FILE)")
     review_import.set_defaults(func=cmd_review_import)
     for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
+                       ("reid-embed", "run the re-ID embed service (track summaries on tracks.v1)"),
                        ("sink", "run the ClickHouse sink"), ("anomaly-train", "train a camera's autoencoder"),
                        ("anomaly-job", "run the PyFlink anomaly job"), ("reid-job", "run the PyFlink re-ID job"),
                        ("traffic-job", "run the PyFlink traffic-data job"),

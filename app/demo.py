@@ -124,7 +124,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed, "zones": zones,
          **({"site": "hall"} if cam.startswith("hall-") else {}), **({"traffic": traffic} if traffic else {})}
         for cam, path, zones, traffic in demo_cameras], "links": hall["links"]}))
-    stats = {name: work / f"{name}.json" for name in ("ingest", "infer", "sink")}
+    stats = {name: work / f"{name}.json" for name in ("ingest", "infer", "reid", "sink")}
     for path in stats.values():
         path.unlink(missing_ok=True)
 
@@ -151,6 +151,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
     try:
         spawn("sink", "services.sink", ["--stats-file", str(stats["sink"])])
         spawn("infer", "services.infer", ["--stats-file", str(stats["infer"])])
+        spawn("reid", "services.reid", ["--stats-file", str(stats["reid"])])  # re-ID embedding, behind detections
         spawn("anomaly-job", "jobs.anomaly", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints")])
         spawn("reid-job", "jobs.reid", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints-reid")])
         spawn("traffic-job", "jobs.traffic", ["--cameras", str(cameras_file), "--checkpoint-dir",
@@ -172,7 +173,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 for cam, bar in bars.items():
                     progress.update(bar, completed=ingest.get(cam, {}).get("frames_published", 0))
                 progress.update(stored, completed=_read_json(stats["sink"]).get("stored", {}).get("detections", 0))
-                for name in ("sink", "infer", *JOBS):
+                for name in ("sink", "infer", "reid", *JOBS):
                     if procs[name].poll() is not None:
                         raise RuntimeError(f"{name} exited early; see {logs / (name + '.log')}")
                 time.sleep(0.5)
@@ -204,6 +205,9 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 time.sleep(1)
         with console.status("waiting for the re-ID job's cross-camera matches ..."):
             deadline, last, steady = time.monotonic() + 60, -1, 0
+            while time.monotonic() < deadline and (_read_json(stats["reid"]).get("frames", 0)
+                                                   < _read_json(stats["infer"]).get("processed", 0)):
+                time.sleep(0.5)  # the embed service summarises the tracks after detection: let it catch up
             while time.monotonic() < deadline and steady < 8:  # until no new match for 8 s
                 count = client.query("SELECT count() FROM reid_matches FINAL WHERE to_first_seen >= {since:DateTime64(3)}",
                                      parameters=window).result_rows[0][0]
@@ -266,7 +270,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                       "open http://127.0.0.1:18080/docs")
         return 0
     finally:
-        for name in ("ingest", *JOBS, "infer", "sink"):
+        for name in ("ingest", *JOBS, "infer", "reid", "sink"):
             proc = procs.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

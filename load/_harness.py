@@ -84,7 +84,7 @@ class Services:
                 proc.kill()
 
     def stop_all(self) -> None:
-        for name in ("ingest", "infer", "sink"):
+        for name in ("ingest", "infer", "reid", "sink"):
             self.stop(name)
 
     def rss_summary(self) -> dict:
@@ -128,7 +128,7 @@ def stop_process_groups(procs: dict) -> None:
 def run_job_pipeline(settings: Settings, camera_file: dict, work: Path, job_module: str, record_type: str,
                      extra_env: dict | None = None, settle_s: float = 12.0, job_warmup_s: float = 25.0,
                      until=None, topic=None) -> dict:
-    """Stream cameras through sink, infer, a PyFlink job and ingest (subprocesses) on a running stack, collecting
+    """Stream cameras through sink, infer, the re-ID embed service, a PyFlink job and ingest (subprocesses) on a running stack, collecting
     `record_type` records from the job's output topic (default events.v1) as they arrive.
 
     Returns {"events": [(received_wall_ms, record)], "first_capture_ms": {camera: ms}}. Stops once ingest has ended,
@@ -167,6 +167,7 @@ def run_job_pipeline(settings: Settings, camera_file: dict, work: Path, job_modu
     try:
         start("sink", "services.sink")
         start("infer", "services.infer", "--stats-file", str(work / "infer.json"))
+        start("reid", "services.reid", "--stats-file", str(work / "reid.json"))  # track summaries on tracks.v1
         start("job", job_module, "--cameras", str(work / "cameras.yaml"), "--checkpoint-dir", str(work / "checkpoints"))
         # The job reads from the earliest offsets, so nothing is missed if it starts late; the pause only keeps its
         # MiniCluster start-up (~15-25 s here) out of the latency figures.
@@ -178,10 +179,12 @@ def run_job_pipeline(settings: Settings, camera_file: dict, work: Path, job_modu
             poll(0.5)
         published = sum(c["frames_published"] for c in json.loads((work / "ingest.json").read_text()).values())
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:  # inference has caught up
+        while time.monotonic() < deadline:  # inference has caught up, and so has the re-ID embed service behind it
             poll(0.5)
             try:
-                if json.loads((work / "infer.json").read_text())["processed"] >= published:
+                detected = json.loads((work / "infer.json").read_text())["processed"]
+                embedded = json.loads((work / "reid.json").read_text())
+                if detected >= published and embedded["frames"] + embedded["dead_letters"] >= detected:
                     break
             except (FileNotFoundError, ValueError, KeyError):
                 pass

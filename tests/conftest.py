@@ -16,6 +16,7 @@ from app.stack import manager
 from app.stack.process import free_port
 from services.infer.service import InferService, InferSettings
 from services.ingest.settings import IngestSettings
+from services.reid.service import ReidEmbedService, ReidEmbedSettings
 from services.sink.service import Sink, SinkSettings
 from vigil.config import Settings
 from vigil.kafka_io import ensure_topics
@@ -99,13 +100,16 @@ def service_settings(settings, cls, **overrides):
 
 
 @contextmanager
-def running(settings, infer=True, sink=True):
-    """Infer and sink running in threads until the block ends."""
+def running(settings, infer=True, sink=True, reid=None):
+    """Infer, the re-ID embed service (by default with infer) and sink running in threads until the block ends."""
     stop = threading.Event()
     threads, services = [], {}
     if infer:
         services["infer"] = InferService(service_settings(settings, InferSettings, max_lag_ms=0))
         threads.append(threading.Thread(target=services["infer"].run, args=(stop,), daemon=True))
+    if (infer if reid is None else reid):
+        services["reid"] = ReidEmbedService(service_settings(settings, ReidEmbedSettings))
+        threads.append(threading.Thread(target=services["reid"].run, args=(stop,), daemon=True))
     if sink:
         services["sink"] = Sink(service_settings(settings, SinkSettings, sink_max_wait_ms=200))
         threads.append(threading.Thread(target=services["sink"].run, args=(stop,), daemon=True))

@@ -1,7 +1,8 @@
 """The inference service: `frames.v1` → micro-batches across cameras → Triton → per-camera tracker → `detections.v1`.
 
-Infer detects, tracks and publishes; what else needs the decoded pixels runs as a stage on the same frames (the
-re-ID stage of `services/reid` crops, embeds and summarises tracks onto `tracks.v1`). At-least-once through the
+Infer detects, tracks and publishes, nothing else: re-ID embedding runs after publication, in its own consumer of
+`detections.v1` (`services/reid/service.py`), so it never delays detections. Each record carries the track ids the
+tracker dropped on that frame (`ended_track_ids`), which that consumer needs to close summaries. At-least-once through the
 service runtime: offsets are committed only after the batch's records are acknowledged by the broker. A Triton
 outage stalls the batch and retries it (nothing is skipped); bad messages and unreadable frames are dead-lettered.
 When the service falls behind, frames older than `max_lag_ms` are dropped, and every drop is counted.
@@ -13,14 +14,13 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from typing import Protocol
 
 import cv2
 import numpy as np
 from pydantic import Field
 
 from services.infer.detector import TritonDetector
-from services.reid.stage import ReidStage, ReidStageSettings
+from vigil.config import Settings
 from vigil.detections import Detections
 from vigil.framestore import FrameNotFound, open_frame_store
 from vigil.outputs.kafka import KafkaOutput
@@ -33,7 +33,7 @@ from vigil.tracker import ByteTracker, TrackerConfig
 log = logging.getLogger("vigil.infer")
 
 
-class InferSettings(ReidStageSettings):  # infer runs the re-ID stage, so it takes the stage's settings too
+class InferSettings(Settings):
     detector_model: str = Field("motion_detector", description="Triton model: motion_detector or yolo_onnx.")
     max_batch: int = Field(8, ge=1, le=64, description="Most frames per Triton request.")
     max_wait_ms: int = Field(50, ge=1, description="Longest wait to fill a micro-batch.")
@@ -46,28 +46,13 @@ class InferSettings(ReidStageSettings):  # infer runs the re-ID stage, so it tak
     track_idle_ms: int = Field(5_000, ge=100, description="A camera silent this long (wall time) has all its tracks ended.")
 
 
-class FrameStage(Protocol):
-    """Work on infer's decoded, tracked frames (the re-ID stage is one)."""
-
-    def observe(self, camera_id: str, capture_ts_ms: int, tracked: Detections, rgb: np.ndarray,
-                ended_track_ids: list[int]) -> None: ...
-
-    def finish_batch(self, stop: threading.Event | None) -> bool: ...
-
-    def camera_ended(self, camera_id: str, track_ids: list[int]) -> int: ...
-
-    def stats(self) -> dict: ...
-
-
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 class DetectAndTrack(Handler):
-    def __init__(self, settings: InferSettings, detector, output: KafkaOutput, dead_letters: DeadLetters,
-                 stages: list[FrameStage], store):
+    def __init__(self, settings: InferSettings, detector, output: KafkaOutput, dead_letters: DeadLetters, store):
         self.settings, self.detector, self.output, self.dead_letters = settings, detector, output, dead_letters
-        self.stages = stages
         self.store = store
         tracker_config = TrackerConfig(high_score=settings.track_high_score, low_score=settings.track_low_score,
                                        min_hits=settings.track_min_hits, max_misses=settings.track_max_misses)
@@ -101,22 +86,18 @@ class DetectAndTrack(Handler):
         ok, detections = retry(lambda: self._detect(frames), stop, "Triton call", log)
         if not ok:
             return False
-        for (frame, rgb), dets in zip(frames, detections):
+        for (frame, _), dets in zip(frames, detections):
             camera_id = frame["camera_id"]
             with self._tracer.start_as_current_span("infer.frame", context=context_from(frame["trace_context"]),
                                                     attributes={"camera.id": camera_id}):
                 tracker = self.trackers[camera_id]
                 tracked = tracker.update(dets)
-                for stage in self.stages:
-                    stage.observe(camera_id, frame["capture_ts_ms"], tracked, rgb, tracker.ended)
                 self.last_frame_wall[camera_id] = time.monotonic()
                 record = dict(batch_id=frame["frame_id"], frame=frame, model_name=self.detector.model_name,
                               model_version=str(self.detector.model_version), inference_ts_ms=now_ms(),
-                              **tracked.to_record_fields())
+                              ended_track_ids=list(tracker.ended), **tracked.to_record_fields())
                 self.output.write(DETECTIONS, "DetectionBatch", record, key=camera_id.encode(),
                                   timestamp_ms=frame["capture_ts_ms"])
-        if not all(stage.finish_batch(stop) for stage in self.stages):
-            return False
         self.processed += len(frames)
         self.batches += 1
         return True
@@ -135,15 +116,15 @@ class DetectAndTrack(Handler):
 
     def end_idle_tracks(self, idle_ms: int | None = None) -> int:
         """End the tracks of cameras that sent nothing for `idle_ms` (wall time): a stream that stopped or ended
-        leaves no track open forever. Returns how many summaries the stages published."""
+        leaves no track open forever (the re-ID embed service closes their summaries on the same silence, as it sees
+        it). Returns how many tracks ended."""
         idle_ms = self.settings.track_idle_ms if idle_ms is None else idle_ms
-        published, now = 0, time.monotonic()
+        ended, now = 0, time.monotonic()
         for camera_id, seen in list(self.last_frame_wall.items()):
             if (now - seen) * 1000 >= idle_ms:
-                ended = self.trackers[camera_id].end_all()
-                published += sum(stage.camera_ended(camera_id, ended) for stage in self.stages)
+                ended += len(self.trackers[camera_id].end_all())
                 del self.last_frame_wall[camera_id]
-        return published
+        return ended
 
     def idle(self) -> None:
         self.end_idle_tracks()
@@ -152,21 +133,16 @@ class DetectAndTrack(Handler):
         self.end_idle_tracks(idle_ms=0)  # the service stops: every open track ends here
 
     def stats(self) -> dict:
-        stats = {"processed": self.processed, "batches": self.batches, "dropped": dict(self.dropped)}
-        for stage in self.stages:
-            stats.update(stage.stats())
-        return stats
+        return {"processed": self.processed, "batches": self.batches, "dropped": dict(self.dropped)}
 
 
 class InferService(StreamService):
-    def __init__(self, settings: InferSettings, detector: TritonDetector | None = None,
-                 stages: list[FrameStage] | None = None):
+    def __init__(self, settings: InferSettings, detector: TritonDetector | None = None):
         self.kafka = KafkaOutput(settings)
         dead_letters = DeadLetters(self.kafka, "infer", settings)
         detector = detector or TritonDetector(settings.triton_url, settings.detector_model, settings.max_batch)
         store = open_frame_store(settings.frame_store_uri)
-        stages = stages if stages is not None else [ReidStage(settings, self.kafka, store)]
-        self.detect_and_track = DetectAndTrack(settings, detector, self.kafka, dead_letters, stages, store)
+        self.detect_and_track = DetectAndTrack(settings, detector, self.kafka, dead_letters, store)
         super().__init__(settings, "infer", [FRAMES], self.detect_and_track, [self.kafka], dead_letters,
                          settings.consumer_group, batch_size=settings.max_batch, poll_timeout_s=settings.max_wait_ms / 1000,
                          codec=self.kafka.codec, consumer_overrides={"max.poll.interval.ms": 300000, "fetch.wait.max.ms": 10})

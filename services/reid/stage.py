@@ -1,6 +1,6 @@
-"""The re-ID stage, run inside infer on the pixels infer already decoded (no second read of the frame store).
+"""The re-ID stage, run by the embed service (`service.py`) on the tracked frames infer published on `detections.v1`.
 
-For every tracked frame it keeps the track's summary up to date and crops every n-th box; after each micro-batch it
+For every tracked frame it keeps the track's summary up to date and crops every n-th box; after each batch it
 embeds those crops in one batched Triton call, writes best crops to the frame store and publishes on `tracks.v1`:
 a `TrackSummary` when a track ends, every `track_summary_interval_ms` of capture time while it lasts, when its camera
 falls silent and on shutdown, and `TrackProgress` heartbeats (at most one per camera per second) that advance the
@@ -61,7 +61,7 @@ class ReidStage:
                                f"({str(exc).splitlines()[0]}); add it to VIGIL_TRITON_MODELS, or set VIGIL_REID_MODEL='' "
                                "to publish track summaries without embeddings") from None
 
-    # --- called by infer ---------------------------------------------------------------------------------------
+    # --- called by the embed service ---------------------------------------------------------------------------
     def observe(self, camera_id: str, capture_ts_ms: int, tracked: Detections, rgb: np.ndarray,
                 ended_track_ids: list[int]) -> None:
         """One tracked frame, and the confirmed tracks the tracker dropped on it."""
@@ -82,10 +82,12 @@ class ReidStage:
         self.ended, self.latest_in_batch = [], {}
         return True
 
-    def camera_ended(self, camera_id: str, track_ids: list[int]) -> int:
-        """Every track of a silent (or stopping) camera ended: final summaries and a heartbeat. Returns how many."""
+    def camera_ended(self, camera_id: str, resumable: bool = True) -> int:
+        """Every open track of a silent (or, with resumable=False, stopping) camera ended: final summaries and a
+        heartbeat. Returns how many summaries. A silent camera's tracks may resume (see `TrackSummaries`)."""
         before = self.published
-        self._publish(self.summaries.end(camera_id, track_ids), final=True)
+        track_ids = self.summaries.open_track_ids(camera_id)
+        self._publish(self.summaries.end(camera_id, track_ids, resumable=resumable), final=True)
         if camera_id in self.last_capture_ms:
             self._publish_progress(camera_id, force=True)
         return self.published - before

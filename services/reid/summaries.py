@@ -1,6 +1,7 @@
 """Track summaries for re-identification: per-track accumulation of times, positions, class votes, appearance
 embeddings and the best crop, turned into `TrackSummary` records when a track ends and periodically while it lasts.
-Pure bookkeeping over arrays; the re-ID stage (`stage.py`) does the embedding calls and the I/O."""
+Pure bookkeeping over arrays; the re-ID stage (`stage.py`, run by the embed service `service.py`) does the embedding calls
+and the I/O."""
 
 from __future__ import annotations
 
@@ -32,13 +33,19 @@ class TrackState:
 
 class TrackSummaries:
     """Feed it every tracked frame (`observe`), embed the crops it asks for (`pending_crops` → `add_embeddings`), and
-    collect summaries of tracks that ended (`end`) or have run for `interval_ms` since their last summary (`due`)."""
+    collect summaries of tracks that ended (`end`) or have run for `interval_ms` since their last summary (`due`).
 
-    def __init__(self, embed_every: int = 2, max_samples: int = 32, interval_ms: int = 30_000, max_crop_side: int = 256):
+    A track ended only because its camera fell silent (`end(..., resumable=True)`) is remembered (the newest
+    `max_resumable`): if the tracker had not dropped it and it shows up again, it continues where it stopped, with its
+    summary numbering, instead of starting over as sequence 0 of the same track id."""
+
+    def __init__(self, embed_every: int = 2, max_samples: int = 32, interval_ms: int = 30_000, max_crop_side: int = 256,
+                 max_resumable: int = 10_000):
         self.embed_every, self.max_samples, self.interval_ms = embed_every, max_samples, interval_ms
-        self.max_crop_side = max_crop_side
+        self.max_crop_side, self.max_resumable = max_crop_side, max_resumable
         self.tracks: dict[tuple[str, int], TrackState] = {}
         self._pending: list[tuple[tuple[str, int], np.ndarray]] = []
+        self._resumable: dict[tuple[str, int], TrackState] = {}
 
     def observe(self, camera_id: str, ts_ms: int, tracked: Detections, rgb: np.ndarray) -> None:
         height, width = rgb.shape[:2]
@@ -49,7 +56,9 @@ class TrackSummaries:
             key = (camera_id, int(track_id))
             centre = (float((box[0] + box[2]) / 2), float((box[1] + box[3]) / 2))
             state = self.tracks.get(key)
-            if state is None:
+            if state is None and key in self._resumable:
+                state = self.tracks[key] = self._resumable.pop(key)
+            elif state is None:
                 state = self.tracks[key] = TrackState(camera_id, int(track_id), ts_ms, ts_ms, centre, last_summary_ms=ts_ms)
             state.last_seen_ms, state.exit_xy = max(state.last_seen_ms, ts_ms), centre
             state.detections += 1
@@ -86,8 +95,21 @@ class TrackSummaries:
     def drop_pending(self) -> None:
         self._pending = []
 
-    def end(self, camera_id: str, track_ids: list[int]) -> list[TrackState]:
-        return [self.tracks.pop((camera_id, int(t))) for t in track_ids if (camera_id, int(t)) in self.tracks]
+    def end(self, camera_id: str, track_ids: list[int], resumable: bool = False) -> list[TrackState]:
+        """The open tracks among `track_ids`, removed. `resumable`: they may come back (see the class doc)."""
+        keys = [(camera_id, int(t)) for t in track_ids]
+        for key in keys:
+            self._resumable.pop(key, None)  # the tracker dropped it for good
+        ended = [self.tracks.pop(key) for key in keys if key in self.tracks]
+        if resumable:
+            for state in ended:
+                self._resumable[(state.camera_id, state.track_id)] = state
+            while len(self._resumable) > self.max_resumable:
+                del self._resumable[next(iter(self._resumable))]
+        return ended
+
+    def open_track_ids(self, camera_id: str) -> list[int]:
+        return [track_id for cam, track_id in self.tracks if cam == camera_id]
 
     def due(self, camera_id: str, now_ms: int) -> list[TrackState]:
         """Live tracks of camera_id whose last summary is `interval_ms` old (by capture time)."""

@@ -81,10 +81,25 @@ def test_detection_batch_sample_round_trips_with_single_object_encoding():
     codec = AvroCodec()
     batch = dict(batch_id=FRAME["frame_id"], frame=FRAME, model_name="motion_detector", model_version="1",
                  xyxy=[10.0, 20.0, 110.0, 220.0], class_id=[2], confidence=[0.75], track_id=[3],
-                 inference_ts_ms=1_700_000_000_050)
+                 inference_ts_ms=1_700_000_000_050, ended_track_ids=[1])
     data = codec.encode("DetectionBatch", batch)
     assert data[:2] == b"\xc3\x01" and data[2:10] == contracts()["DetectionBatch"].fingerprint
     assert codec.decode(data, expected="DetectionBatch") == batch
+
+
+def test_detection_batch_written_before_ended_track_ids_decodes_with_none_ended():
+    """Records infer wrote before v2 (no `ended_track_ids`) still reach the re-ID embed service, with nothing ended."""
+    from vigil.schemas import Contract
+
+    everything = {c.name: c.schema for c in contracts().values()}
+    _, released = released_snapshots()["DetectionBatch"][0]
+    old = Contract("DetectionBatch.v1", inline_references(released, everything), parse(inline_references(released, everything)))
+    record = {"batch_id": FRAME["frame_id"], "frame": FRAME, "model_name": "motion_detector", "model_version": "1",
+              "xyxy": [], "class_id": [], "confidence": [], "track_id": [], "inference_ts_ms": 1_700_000_000_050}
+    buffer = io.BytesIO()
+    buffer.write(b"\xc3\x01" + old.fingerprint)
+    fastavro.schemaless_writer(buffer, old.parsed, record)
+    assert AvroCodec().decode(buffer.getvalue(), expected="DetectionBatch") == {**record, "ended_track_ids": []}
 
 
 def test_record_that_breaks_its_schema_is_rejected_with_the_field_named():

@@ -73,8 +73,16 @@ def test_trainer_learns_from_tracks(people):
         train_embedder({("cam-a", 1): tracks[("cam-a", 0)]}, steps=1)
 
 
-def test_infer_says_clearly_when_the_embedder_is_not_served(stack):
-    from services.infer.service import InferService, InferSettings
+def test_embed_service_says_clearly_when_the_embedder_is_not_served(stack):
+    from services.reid.service import ReidEmbedService, ReidEmbedSettings, main
+    from vigil.runtime import StartupError
 
-    with pytest.raises(RuntimeError, match="not served by Triton.*VIGIL_TRITON_MODELS"):
-        InferService(InferSettings(**{**stack.model_dump(), "reid_model": "no_such_embedder"}))
+    with pytest.raises(StartupError, match="not served by Triton.*VIGIL_TRITON_MODELS"):
+        ReidEmbedService(ReidEmbedSettings(**{**stack.model_dump(), "reid_model": "no_such_embedder"}))
+    env = {f"VIGIL_{k.upper()}": str(v) for k, v in
+           {"data_dir": stack.data_dir, "kafka_bootstrap": stack.kafka_bootstrap, "triton_url": stack.triton_url,
+            "reid_model": "no_such_embedder"}.items()}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        assert main([]) == 2, "the command exits with status 2 (start-up error), not a traceback"

@@ -1,0 +1,5 @@
+import sys
+
+from services.reid.service import main
+
+sys.exit(main())
