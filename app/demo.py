@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app import cookbook, reid_scenario, traffic_report
-from app.scenarios import CAR_TRAFFIC, CAR_ZONES, ROOM_ZONES, VIDEOS
+from app.scenarios import CAR_DETECTOR, CAR_TRAFFIC, CAR_ZONES, ROOM_ZONES, VIDEOS
 from app.scenarios import build as build_scenarios
 from app.stack import manager
 from vigil.config import REPO_ROOT, Settings
@@ -139,7 +139,9 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
 
     env = {**os.environ, "VIGIL_DATA_DIR": str(settings.data_dir), "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "VIGIL_TRITON_URL": settings.triton_url, "VIGIL_CLICKHOUSE_DSN": settings.clickhouse_dsn,
-           "VIGIL_SINK_OUTPUTS": '["clickhouse", "datex2"]', "VIGIL_DATEX2_DIR": str(work / "datex2")}
+           "VIGIL_SINK_OUTPUTS": '["clickhouse", "datex2"]', "VIGIL_DATEX2_DIR": str(work / "datex2"),
+           # the three car-park cameras replay one view: all are seen by its fine-tune (built by `make setup`)
+           "VIGIL_DETECTOR_MODELS": json.dumps({"car-park*": CAR_DETECTOR})}
     logs = settings.log_dir
     procs: dict[str, subprocess.Popen] = {}
 

@@ -48,6 +48,10 @@ CAR_TRAFFIC = TrafficGeometry(
                             ground_points_m=[(0, 0), (768 / 81, 0), (768 / 81, 432 / 55), (0, 432 / 55)]),
 )
 
+# The car camera's own detector: YOLOX-Nano fine-tuned by set-up on the first 14 s of its footage (`make setup`
+# runs `vigil detector-adapt` on them); every clip cut from that footage is seen by it.
+CAR_DETECTOR = "yolox_nano__car-park"
+
 # The indoor camera has no traffic lanes: one pedestrian zone over the whole room.
 ROOM_ZONES = [Zone(name="room", kind="pedestrian", polygon=[(0, 0), (768, 0), (768, 432), (0, 432)])]
 
@@ -60,6 +64,7 @@ class Scenario:
     injected: dict = field(default_factory=dict)  # kind -> list of (start_s, end_s) in clip time
     seconds: float = 0.0
     traffic: TrafficGeometry | None = None
+    detector: str | None = None  # Triton detector for the clip's camera (None: infer's default)
 
 
 def _frames(path: Path):
@@ -108,11 +113,11 @@ def build(out_dir: Path) -> list[Scenario]:
     ]
     scenarios = [
         Scenario("stopped", out_dir / "stopped.mp4", CAR_ZONES, {"stopped_vehicle": [(hold_at / CAR_FPS, hold_at / CAR_FPS + hold_s)]},
-                 traffic=CAR_TRAFFIC),
+                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
         Scenario("wrong_way", out_dir / "wrong_way.mp4", CAR_ZONES, {"wrong_way": [(reverse_from / CAR_FPS, (reverse_to + 1) / CAR_FPS)]},
-                 traffic=CAR_TRAFFIC),
+                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
         Scenario("crowd", out_dir / "crowd.mp4", ROOM_ZONES, {"crowding": [(crowd_from, crowd_to)]}),
-        Scenario("normal_cars", CAR_VIDEO, CAR_ZONES, traffic=CAR_TRAFFIC),
+        Scenario("normal_cars", CAR_VIDEO, CAR_ZONES, traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
         Scenario("normal_people", PERSON_VIDEO, ROOM_ZONES),
     ]
     _write(scenarios[0].path, stopped, CAR_FPS)

@@ -142,8 +142,13 @@ def run_job_pipeline(settings: Settings, camera_file: dict, work: Path, job_modu
     from vigil.store.client import connect
 
     work.mkdir(parents=True, exist_ok=True)
+    # a camera's "detector" (e.g. the car camera's fine-tune for clips cut from its footage) goes to infer
+    detectors = {c["id"]: c["detector"] for c in camera_file["cameras"] if c.get("detector")}
+    camera_file = {**camera_file, "cameras": [{k: v for k, v in c.items() if k != "detector"} for c in camera_file["cameras"]]}
     (work / "cameras.yaml").write_text(yaml.safe_dump(camera_file))
     env = env_for(settings, max_lag_ms=0, **(extra_env or {}))
+    if detectors:
+        env["VIGIL_DETECTOR_MODELS"] = json.dumps(detectors)
     procs = {}
 
     def start(name, module, *args):

@@ -30,7 +30,8 @@ def run_scenarios(settings: Settings, scenarios: list[Scenario], work: Path, pac
     Returns {"events": [(received_wall_ms, event)], "first_capture_ms": {camera: ms}}."""
     from load._harness import run_job_pipeline
 
-    cameras = [{"id": s.name, "url": str(s.path), "fps": fps, "pace": pace, "clock": clock, "zones": s.zones} for s in scenarios]
+    cameras = [{"id": s.name, "url": str(s.path), "fps": fps, "pace": pace, "clock": clock, "zones": s.zones,
+                "detector": s.detector} for s in scenarios]
     return run_job_pipeline(settings, {"cameras": cameras}, work, "jobs.anomaly", "AnomalyEvent",
                             {"anomaly_registry": work / "registry"}, settle_s=settle_s, job_warmup_s=job_warmup_s)
 

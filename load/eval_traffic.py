@@ -41,7 +41,7 @@ def run_scenarios(settings: Settings, scenarios: list[Scenario], work: Path, pac
     from vigil.topics import TRAFFIC
 
     cameras = [{"id": s.name, "url": str(s.path), "fps": fps, "pace": pace, "clock": clock, "zones": s.zones,
-                "traffic": s.traffic} for s in scenarios]
+                "traffic": s.traffic, "detector": s.detector} for s in scenarios]
     # settle: the last bins close 10 s after a camera's last frame (ENDED grace), then the sink stores them
     run = run_job_pipeline(settings, {"cameras": cameras}, work, "jobs.traffic", "VehiclePassage", settle_s=35.0,
                            job_warmup_s=job_warmup_s, topic=TRAFFIC)

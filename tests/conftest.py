@@ -14,6 +14,7 @@ import pytest
 
 from app.stack import manager
 from app.stack.process import free_port
+from app.scenarios import CAR_DETECTOR
 from services.infer.service import InferService, InferSettings
 from services.ingest.settings import IngestSettings
 from services.reid.service import ReidEmbedService, ReidEmbedSettings
@@ -105,7 +106,9 @@ def running(settings, infer=True, sink=True, reid=None):
     stop = threading.Event()
     threads, services = [], {}
     if infer:
-        services["infer"] = InferService(service_settings(settings, InferSettings, max_lag_ms=0))
+        # cameras replaying the car footage (ids "car-...") are seen by that camera's fine-tune, as in the demo
+        services["infer"] = InferService(service_settings(settings, InferSettings, max_lag_ms=0,
+                                                          detector_models={"car-*": CAR_DETECTOR}))
         threads.append(threading.Thread(target=services["infer"].run, args=(stop,), daemon=True))
     if (infer if reid is None else reid):
         services["reid"] = ReidEmbedService(service_settings(settings, ReidEmbedSettings))

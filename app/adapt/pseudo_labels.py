@@ -6,7 +6,8 @@ with *every* COCO class at a low threshold (class-agnostic NMS), runs the motion
 boxes, and then decides per track:
 - a **vehicle** track moves (motion blobs agree with its boxes, or it travels) through the camera's traffic lanes:
   every box of it is labelled with the track's vehicle class (its majority vote among bicycle, car, motorcycle, bus,
-  truck; car when the model never voted a vehicle class, as on top-down views);
+  truck when the model calls it a vehicle on most of its boxes; else car, as on top-down views, where the model's
+  few vehicle votes are noise);
 - a **person** track is one whose votes are mostly person;
 - everything else the model saw (short tracks, unmatched low scores) becomes an *ignore* region: not taught as
   background, not taught as an object.
@@ -59,6 +60,7 @@ class PseudoLabelConfig:
     min_travel_px: float = 40.0  # ...or how far its centre travels
     min_lane_fraction: float = 0.5  # of its box anchors inside the camera's lanes (when the camera has lanes)
     min_person_votes: float = 0.5
+    min_vehicle_votes: float = 0.5  # share of a vehicle track's boxes the model must call a vehicle for its class
 
 
 class PseudoLabeller:
@@ -115,7 +117,9 @@ class PseudoLabeller:
                         if self.lanes else 1.0)
             if (moving >= c.min_moving_fraction or travel >= c.min_travel_px) and in_lanes >= c.min_lane_fraction:
                 vehicle_votes = {cls: n for cls, n in votes.items() if cls in VEHICLES}
-                decided[tid] = max(vehicle_votes, key=vehicle_votes.get) if vehicle_votes else 2
+                # the model's own vehicle class counts only where it names a vehicle for most of the track
+                trusted = sum(vehicle_votes.values()) >= c.min_vehicle_votes * len(items)
+                decided[tid] = max(vehicle_votes, key=vehicle_votes.get) if trusted else 2
             else:
                 decided[tid] = None
         return decided

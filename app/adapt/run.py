@@ -43,6 +43,7 @@ class AdaptRequest:
     lanes: list = field(default_factory=list)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     min_improvement: float = 0.0  # validation F1 must beat the starting model by more than this
+    refit: bool = True  # once validated, train again on the whole period and publish that
 
 
 @dataclass
@@ -174,6 +175,10 @@ def adapt(request: AdaptRequest, frames: Iterable[tuple[int, np.ndarray]], repos
         report["published"] = None
         report["reason"] = "the fine-tune did not beat the starting model on the held-out frames; nothing published"
         return report
+    if request.refit and validation:
+        # the recipe is validated; the model published learns from the whole period (the validation frames too)
+        progress(f"refitting on all {len(labelled)} labelled frames")
+        module, report["refit"] = finetune(base_path, labelled, request.finetune, progress=progress)
     sha = hashlib.sha256(base_path.resolve().read_bytes()).hexdigest()
     model, version = repo.publish(repository, request.base, request.name or request.camera_id, module, {
         **report, "base_sha256": sha, "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})

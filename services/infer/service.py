@@ -6,10 +6,16 @@ tracker dropped on that frame (`ended_track_ids`), which that consumer needs to 
 service runtime: offsets are committed only after the batch's records are acknowledged by the broker. A Triton
 outage stalls the batch and retries it (nothing is skipped); bad messages and unreadable frames are dead-lettered.
 When the service falls behind, frames older than `max_lag_ms` are dropped, and every drop is counted.
+
+Each camera is detected by its own model where it has one: `detector_models` maps camera ids (or globs) to Triton
+models; otherwise a fine-tune named `<detector_model>__<camera>` is used as soon as Triton serves it (checked every
+`detector_refresh_s`, so a camera adapted while infer runs switches without a restart); otherwise `detector_model`.
+A motion gate (services/infer/gate.py) skips the detector for frames of a camera with no motion and no live track.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import threading
 import time
@@ -20,6 +26,7 @@ import numpy as np
 from pydantic import Field
 
 from services.infer.detector import TritonDetector
+from services.infer.gate import GateSettings, MotionGate
 from vigil.config import Settings
 from vigil.detections import Detections
 from vigil.framestore import FrameNotFound, open_frame_store
@@ -34,7 +41,14 @@ log = logging.getLogger("vigil.infer")
 
 
 class InferSettings(Settings):
-    detector_model: str = Field("motion_detector", description="Triton model: motion_detector or yolo_onnx.")
+    detector_model: str = Field("yolox_nano", description="Triton detector: yolox_nano (default), nanodet_m, "
+                                "motion_detector or yolo_onnx (your own YOLO export).")
+    detector_models: dict[str, str] = Field(default_factory=dict, description="Camera id or glob → Triton detector "
+                                            "for that camera (e.g. a shared fine-tune), JSON.")
+    detector_refresh_s: float = Field(30.0, gt=0, description="How often infer looks for a camera's new fine-tune.")
+    motion_gate: bool = Field(True, description="Skip the detector on frames without motion of cameras without a live track.")
+    motion_gate_threshold: float = Field(0.002, ge=0, le=1, description="Share of changed pixels that counts as motion.")
+    motion_gate_max_skip_s: float = Field(2.0, gt=0, description="A frame is detected at least this often per camera.")
     max_batch: int = Field(8, ge=1, le=64, description="Most frames per Triton request.")
     max_wait_ms: int = Field(50, ge=1, description="Longest wait to fill a micro-batch.")
     max_lag_ms: int = Field(15000, ge=0, description="Frames captured longer ago than this are dropped (0 = never).")
@@ -62,7 +76,26 @@ class DetectAndTrack(Handler):
         self.last_frame_wall: dict[str, float] = {}
         self.processed, self.batches = 0, 0
         self.dropped: Counter = Counter()
+        self.gate = MotionGate(GateSettings(enabled=settings.motion_gate, min_changed=settings.motion_gate_threshold,
+                                            max_skip_s=settings.motion_gate_max_skip_s))
+        self.models: dict[str, tuple[str, float]] = {}  # camera → (model, when resolved)
+        self.detected_by_model: Counter = Counter()
         self._tracer = tracer("vigil.infer")
+
+    def model_for(self, camera_id: str) -> str:
+        """The camera's detector: configured, else its own fine-tune once Triton serves it, else the default."""
+        for pattern, model in self.settings.detector_models.items():
+            if fnmatch.fnmatchcase(camera_id, pattern):
+                return model
+        cached = self.models.get(camera_id)
+        if cached and time.monotonic() - cached[1] < self.settings.detector_refresh_s:
+            return cached[0]
+        own = f"{self.detector.model_name}__{camera_id}"
+        model = own if self.detector.is_served(own) else self.detector.model_name
+        if cached and cached[0] != model:
+            log.info("camera %s: detector %s → %s", camera_id, cached[0], model)
+        self.models[camera_id] = (model, time.monotonic())
+        return model
 
     def _pixels(self, incoming: Incoming) -> np.ndarray | None:
         """The frame's RGB pixels; None (after dead-lettering or counting a drop) when it cannot or need not be detected."""
@@ -83,18 +116,19 @@ class DetectAndTrack(Handler):
         frames = [(incoming.record, rgb) for incoming in batch if (rgb := self._pixels(incoming)) is not None]
         if not frames:
             return True
-        ok, detections = retry(lambda: self._detect(frames), stop, "Triton call", log)
+        plan = self._plan(frames)  # decided once: a retried Triton call must not re-run the gate
+        ok, detections = retry(lambda: self._detect(frames, plan), stop, "Triton call", log)
         if not ok:
             return False
-        for (frame, _), dets in zip(frames, detections):
+        for (frame, _), (model, dets) in zip(frames, detections):
             camera_id = frame["camera_id"]
             with self._tracer.start_as_current_span("infer.frame", context=context_from(frame["trace_context"]),
                                                     attributes={"camera.id": camera_id}):
                 tracker = self.trackers[camera_id]
                 tracked = tracker.update(dets)
                 self.last_frame_wall[camera_id] = time.monotonic()
-                record = dict(batch_id=frame["frame_id"], frame=frame, model_name=self.detector.model_name,
-                              model_version=str(self.detector.model_version), inference_ts_ms=now_ms(),
+                record = dict(batch_id=frame["frame_id"], frame=frame, model_name=model,
+                              model_version=str(self.detector.served_version(model)), inference_ts_ms=now_ms(),
                               ended_track_ids=list(tracker.ended), **tracked.to_record_fields())
                 self.output.write(DETECTIONS, "DetectionBatch", record, key=camera_id.encode(),
                                   timestamp_ms=frame["capture_ts_ms"])
@@ -102,16 +136,32 @@ class DetectAndTrack(Handler):
         self.batches += 1
         return True
 
-    def _detect(self, frames) -> list[Detections]:
-        """One tensor per frame size; the order is kept."""
-        by_shape: dict[tuple, list[int]] = defaultdict(list)
-        for index, (_, rgb) in enumerate(frames):
-            by_shape[rgb.shape].append(index)
+    def _plan(self, frames) -> list[tuple[str, bool]]:
+        """(model, detect?) per frame: the camera's model, and whether the motion gate lets the frame skip it."""
+        plan = []
+        for frame, rgb in frames:
+            camera_id = frame["camera_id"]
+            live = len(self.trackers[camera_id].tracks)
+            plan.append((self.model_for(camera_id),
+                         self.gate.needs_inference(camera_id, frame["capture_ts_ms"], rgb, live)))
+        return plan
+
+    def _detect(self, frames, plan) -> list[tuple[str, Detections]]:
+        """(model, detections) per frame, in order: one Triton call per model and frame size; a frame the gate lets
+        skip inference gets no detections (nothing moves and nothing is tracked there)."""
+        groups: dict[tuple, list[int]] = defaultdict(list)
         results: list = [None] * len(frames)
-        for indices in by_shape.values():
-            out = self.detector.detect([frames[i][1] for i in indices], [frames[i][0]["camera_id"] for i in indices])
+        for index, ((_, rgb), (model, needed)) in enumerate(zip(frames, plan)):
+            if needed:
+                groups[(model, rgb.shape)].append(index)
+            else:
+                results[index] = (model, Detections.empty())
+        for (model, _), indices in groups.items():
+            out = self.detector.detect([frames[i][1] for i in indices], [frames[i][0]["camera_id"] for i in indices], model)
             for i, dets in zip(indices, out):
-                results[i] = dets
+                results[i] = (model, dets)
+        for (model, _), indices in groups.items():
+            self.detected_by_model[model] += len(indices)
         return results
 
     def end_idle_tracks(self, idle_ms: int | None = None) -> int:
@@ -133,7 +183,8 @@ class DetectAndTrack(Handler):
         self.end_idle_tracks(idle_ms=0)  # the service stops: every open track ends here
 
     def stats(self) -> dict:
-        return {"processed": self.processed, "batches": self.batches, "dropped": dict(self.dropped)}
+        return {"processed": self.processed, "batches": self.batches, "dropped": dict(self.dropped),
+                "detected_by_model": dict(self.detected_by_model), **self.gate.stats()}
 
 
 class InferService(StreamService):

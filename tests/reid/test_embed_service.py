@@ -145,7 +145,7 @@ def test_detections_do_not_wait_for_the_embed_service_and_nothing_is_lost(pipeli
     from vigil.store.client import connect
 
     settings = pipeline_settings
-    camera_id = f"decoupled-{uuid.uuid4().hex[:6]}"
+    camera_id = f"car-decoupled-{uuid.uuid4().hex[:6]}"
     detections_sql = "SELECT count() FROM detections FINAL WHERE camera_id = {c:String}"
     with running(settings, reid=False):
         summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=5, pace="fast")], settings, threading.Event())
