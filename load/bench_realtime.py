@@ -20,7 +20,8 @@ from load._results import save  # noqa: E402
 import av  # noqa: E402
 import yaml  # noqa: E402
 
-from app.inprocess import motion_detector  # noqa: E402
+from app.inprocess import detector as inprocess_detector  # noqa: E402
+from services.infer.gate import GateSettings, MotionGate  # noqa: E402
 from load._harness import FOOTAGE, Services, env_for, machine, percentiles, private_settings, stack  # noqa: E402
 from vigil.tracker import ByteTracker  # noqa: E402
 from vigil.sampling import Sampler  # noqa: E402
@@ -28,7 +29,7 @@ from vigil.detections import Detections  # noqa: E402
 from vigil.store.client import connect  # noqa: E402
 
 
-def run_pipeline(cameras: int, seconds: float, fps: float, pace: str) -> dict:
+def run_pipeline(cameras: int, seconds: float, fps: float, pace: str, detector: str, gate: bool, reid: bool) -> dict:
     settings = private_settings()
     config = {"cameras": [{"id": f"cam-{i:02d}", "url": str(FOOTAGE[i % 2]), "fps": fps, "pace": pace, "loop": True}
                           for i in range(cameras)]}
@@ -36,10 +37,12 @@ def run_pipeline(cameras: int, seconds: float, fps: float, pace: str) -> dict:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     cameras_file.write_text(yaml.safe_dump(config))
     with stack(settings):
-        services = Services(settings, env_for(settings))
+        services = Services(settings, env_for(settings, detector_model=detector, motion_gate=str(gate).lower()))
         try:
             services.start("sink")
             services.start("infer")
+            if reid:  # as deployed: the re-ID embed service behind infer, sharing the cores and Triton
+                services.start("reid")
             time.sleep(3)  # consumers join before frames flow
             started = time.time()
             services.start("ingest", "--cameras", str(cameras_file), "--max-seconds", str(seconds))
@@ -79,7 +82,9 @@ def run_pipeline(cameras: int, seconds: float, fps: float, pace: str) -> dict:
     sustained = window / (0.8 * seconds)
     dropped = sum(infer.get("dropped", {}).values())
     return {
-        "cameras": cameras, "seconds": seconds, "fps_per_camera": fps, "pace": pace,
+        "cameras": cameras, "seconds": seconds, "fps_per_camera": fps, "pace": pace, "detector": detector,
+        "motion_gate": gate, "reid_embed_service": reid,
+        "gate": {k: infer.get(k) for k in ("gate_inferred", "gate_skipped", "gate_skipped_share")},
         "offered_frames_per_s": offered, "frames_published": published, "frames_stored": stored,
         "frames_dropped_stale": dropped, "dead_letters": infer.get("dead_letters", 0),
         "sustained_frames_per_s": round(sustained, 2), "latency_ms": latency, "rss_mb": services.rss_summary(),
@@ -89,9 +94,10 @@ def run_pipeline(cameras: int, seconds: float, fps: float, pace: str) -> dict:
     }
 
 
-def run_raw(frames_wanted: int, fps: float) -> dict:
-    """Decode + sample + detect + track in one process: no Kafka, no Triton, no JPEG round trip."""
-    detector = motion_detector()
+def run_raw(frames_wanted: int, fps: float, name: str, gate_on: bool) -> dict:
+    """Decode + sample + (gate) + detect + track in one process: no Kafka, no Triton, no JPEG round trip."""
+    detector = inprocess_detector(name)
+    gate = MotionGate(GateSettings(enabled=gate_on))
     processed, started = 0, time.perf_counter()
     while processed < frames_wanted:
         for index, path in enumerate(FOOTAGE):
@@ -100,15 +106,19 @@ def run_raw(frames_wanted: int, fps: float) -> dict:
                 for frame in container.decode(video=0):
                     if not sampler.take(frame.time):
                         continue
-                    boxes, scores, classes = detector.process(f"raw-{index}", frame.to_ndarray(format="rgb24"))
-                    tracker.update(Detections(boxes, scores, classes))
+                    rgb, camera = frame.to_ndarray(format="rgb24"), f"raw-{index}"
+                    if gate.needs_inference(camera, round(frame.time * 1000), rgb, len(tracker.tracks)):
+                        tracker.update(Detections(*detector.process(camera, rgb)))
+                    else:
+                        tracker.update(Detections.empty())
                     processed += 1
                     if processed >= frames_wanted:
                         break
             if processed >= frames_wanted:
                 break
     elapsed = time.perf_counter() - started
-    return {"frames": processed, "seconds": round(elapsed, 2), "frames_per_s": round(processed / elapsed, 2)}
+    return {"frames": processed, "seconds": round(elapsed, 2), "frames_per_s": round(processed / elapsed, 2),
+            "detector": name, **gate.stats()}
 
 
 def main() -> int:
@@ -118,10 +128,13 @@ def main() -> int:
     parser.add_argument("--fps", type=float, default=5.0, help="sampled frames per second per camera")
     parser.add_argument("--pace", choices=["native", "fast"], default="native", help="fast = as fast as possible (capacity)")
     parser.add_argument("--raw-frames", type=int, default=600)
+    parser.add_argument("--detector", default="yolox_nano", help="Triton detector (infer's VIGIL_DETECTOR_MODEL)")
+    parser.add_argument("--no-gate", action="store_true", help="detect every frame (motion gate off)")
+    parser.add_argument("--reid", action="store_true", help="also run the re-ID embed service, as deployed")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    pipeline = run_pipeline(args.cameras, args.seconds, args.fps, args.pace)
-    raw = run_raw(args.raw_frames, args.fps)
+    pipeline = run_pipeline(args.cameras, args.seconds, args.fps, args.pace, args.detector, not args.no_gate, args.reid)
+    raw = run_raw(args.raw_frames, args.fps, args.detector, not args.no_gate)
     result = {"benchmark": "realtime", "machine": machine(), "pipeline": pipeline, "raw_in_process": raw,
               "ratio_pipeline_over_raw": round(pipeline["sustained_frames_per_s"] / raw["frames_per_s"], 3)}
     save(args.out, result)
