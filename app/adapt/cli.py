@@ -48,7 +48,9 @@ def cmd_adapt(args) -> int:
                 raise repo.RepositoryError("--until must be after --since")
             frames = store_frames(settings, args.camera, since_ms, until_ms)
             reviewed = reviewed_frames(settings, settings.labels_root, args.camera, since_ms, until_ms)
-        report = adapt(request, frames, repository, reviewed)
+        period = ({"video": str(Path(args.video).resolve()), "start_s": args.start_s, "end_s": args.end_s, "fps": args.fps}
+                  if args.video else {"since": args.since, "until": args.until})
+        report = adapt(request, frames, repository, reviewed, period=period)
     except repo.RepositoryError as exc:
         print(f"detector-adapt: {exc}", file=sys.stderr)
         return 2

@@ -135,7 +135,7 @@ def split_by_time(frames: list[LabelledFrame], holdout: float, gap_s: float) -> 
 
 
 def adapt(request: AdaptRequest, frames: Iterable[tuple[int, np.ndarray]], repository: Path,
-          reviewed: dict[int, LabelledFrame] | None = None, progress=print) -> dict:
+          reviewed: dict[int, LabelledFrame] | None = None, progress=print, period: dict | None = None) -> dict:
     """The whole loop on one camera's frames (in capture order). Returns the report; publishes only on improvement."""
     started = time.monotonic()
     base_version = str(repo.versions(repository, request.base)[-1]) if repo.versions(repository, request.base) else "1"
@@ -145,7 +145,7 @@ def adapt(request: AdaptRequest, frames: Iterable[tuple[int, np.ndarray]], repos
         labeller.observe(request.camera_id, ts_ms, rgb)
     labelled = merge_reviewed(labeller.labels(), reviewed or {})
     train, validation = split_by_time(labelled, request.holdout, request.gap_s)
-    report = {"camera_id": request.camera_id, "base": f"{request.base}:{base_version}",
+    report = {"camera_id": request.camera_id, "base": f"{request.base}:{base_version}", "period": period or {},
               "pseudo_labels": labeller.summary(), "reviewed_frames": len(reviewed or {}),
               "train_frames": len(train), "validation_frames": len(validation),
               "train_boxes": int(sum(len(f.xyxy) for f in train)),
