@@ -4,7 +4,7 @@
 - stopped: the car video with one frame held for 10 s while two cars are mid-lane (both "stop").
 - wrong_way: the car video with the second pass of cars (frames 180-240) played backwards: the grey car then drives
   up the down lane and the red car down the up lane.
-- crowd: the person video with, from 40 s to 50 s, three more people composited in from other moments of the same
+- crowd: the person video with, from 52 s to 62 s, three more people composited in from other moments of the same
   footage (pixels that differ from the empty room, shifted sideways so they stand apart): four people in view.
 - normal: the untouched videos (false alarms are counted on them).
 Zones for the car camera: the left lane runs down the image, the right lane up (read off the footage); the room camera
@@ -105,9 +105,12 @@ def build(out_dir: Path) -> list[Scenario]:
     wrong = car[:reverse_from] + car[reverse_from:reverse_to + 1][::-1] + car[reverse_to + 1:]
     people = _frames(PERSON_VIDEO)
     background = np.median(np.stack(people[::28]), axis=0).astype(np.uint8)  # people move on: the empty room
-    crowd_from, crowd_to = 40.0, 50.0
+    # 52-62 s: one person stands in the room (x ~400-560); three more are pasted in from moments when someone
+    # stands there for the whole 10 s (hand annotation: frames 240-340, 760-860, 960-1060), shifted apart, so the
+    # clip holds four real people throughout, not fragments of them
+    crowd_from, crowd_to = 52.0, 62.0
     crowd = [
-        _composite(image, background, [(people[i + 300], -330), (people[i + 700], 200), (people[i - 200], -170)])
+        _composite(image, background, [(people[i - 280], -180), (people[i + 240], -324), (people[i + 440], 200)])
         if crowd_from <= i / PERSON_FPS < crowd_to else image
         for i, image in enumerate(people)
     ]

@@ -34,8 +34,6 @@ def test_wrong_way_car_is_caught(scenario_report):
     assert scenario_report["kinds"]["wrong_way"]["recall"] == 1.0, scenario_report
 
 
-@pytest.mark.xfail(strict=False, reason="regressed when YOLOX-Nano became the default detector (2026-12-02): the "
-                   "composited crowd is not raised; open defect in the issue-10 note, not yet diagnosed")
 def test_crowd_is_caught(scenario_report):
     assert scenario_report["kinds"]["crowding"]["recall"] == 1.0, scenario_report
 
