@@ -88,12 +88,17 @@ def isolated(settings, **overrides):
     return data, namespace
 
 
+def isolated_settings(settings, cls=Settings, **overrides):
+    """`isolated` as a settings object of `cls`, with the namespace's topics created."""
+    data, _ = isolated(settings, **overrides)
+    isolated_copy = cls(**data)
+    ensure_topics(isolated_copy)
+    return isolated_copy
+
+
 @pytest.fixture
 def pipeline_settings(stack):
-    data, _ = isolated(stack, status_interval_s=1.0, reconnect_initial_s=0.2, reconnect_max_s=1.0)
-    base = IngestSettings(**data)
-    ensure_topics(base)
-    return base
+    return isolated_settings(stack, IngestSettings, status_interval_s=1.0, reconnect_initial_s=0.2, reconnect_max_s=1.0)
 
 
 def service_settings(settings, cls, **overrides):

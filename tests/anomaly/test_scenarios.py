@@ -12,13 +12,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def scenario_report(stack, tmp_path_factory):
-    from tests.conftest import isolated
-    from vigil.config import Settings
-    from vigil.kafka_io import ensure_topics
+    from tests.conftest import isolated_settings
 
-    data, _ = isolated(stack)
-    settings = Settings(**data)
-    ensure_topics(settings)
+    settings = isolated_settings(stack)
     work = tmp_path_factory.mktemp("scenarios")
     scenarios = build(work / "clips")
     # video clock: capture times follow the footage, so the clips can be replayed as fast as possible

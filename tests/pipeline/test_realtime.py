@@ -25,11 +25,9 @@ pytestmark = pytest.mark.slow  # starts real servers or Flink
 @pytest.fixture(scope="module")
 def car_run(stack, tmp_path_factory):
     """The car video through ingest → infer → sink once; returns (settings, camera id, frames published)."""
-    from tests.conftest import IngestSettings, ensure_topics, isolated
+    from tests.conftest import IngestSettings, isolated_settings
 
-    data, namespace = isolated(stack)
-    settings = IngestSettings(**data)
-    ensure_topics(settings)
+    settings = isolated_settings(stack, IngestSettings)
     camera_id = f"car-{uuid.uuid4().hex[:6]}"
     with running(settings):
         summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=5, pace="fast")], settings, threading.Event())

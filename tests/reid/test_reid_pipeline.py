@@ -12,13 +12,9 @@ pytestmark = pytest.mark.slow  # starts real servers or Flink
 
 @pytest.fixture(scope="module")
 def report(stack, tmp_path_factory):
-    from tests.conftest import isolated
-    from vigil.config import Settings
-    from vigil.kafka_io import ensure_topics
+    from tests.conftest import isolated_settings
 
-    data, _ = isolated(stack)
-    settings = Settings(**data)
-    ensure_topics(settings)
+    settings = isolated_settings(stack)
     run = run_reid(settings, "reid_learned", tmp_path_factory.mktemp("reid") / "run", pace="fast", clock="video",
                    job_warmup_s=0, settle_s=25)
     return score_reid(settings, run, clock="video")

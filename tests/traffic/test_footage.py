@@ -16,13 +16,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def traffic_run(stack, tmp_path_factory):
-    from tests.conftest import isolated
-    from vigil.config import Settings
-    from vigil.kafka_io import ensure_topics
+    from tests.conftest import isolated_settings
 
-    data, namespace = isolated(stack)
-    settings = Settings(**data)
-    ensure_topics(settings)
+    settings = isolated_settings(stack)
     work = tmp_path_factory.mktemp("traffic")
     scenarios = [s for s in build(work / "clips") if s.name in TRAFFIC_SCENARIOS]
     run = run_scenarios(settings, scenarios, work / "run", pace="fast", clock="video", job_warmup_s=0)
