@@ -36,14 +36,16 @@ def motion_detector():
 NEURAL_DETECTORS = ("yolox_nano", "nanodet_m")
 
 
-def pretrained_detector(name: str = "yolox_nano", version: str = "1", repository: Path | None = None, **overrides):
-    """A neural detector model (pretrained, or a per-camera fine-tune such as yolox_nano__car-lane) in-process, with
-    the parameters of its config.pbtxt; `overrides` change them (e.g. conf_threshold for a precision/recall sweep)."""
+def pretrained_detector(name: str = "yolox_nano", version: str = "1", repository: Path | None = None,
+                        onnx_path: Path | None = None, **overrides):
+    """A neural detector model (pretrained, or a per-camera fine-tune such as yolox_nano__car-park) in-process, with
+    the parameters of its config.pbtxt; `overrides` change them (e.g. conf_threshold for a precision/recall sweep);
+    `onnx_path` runs other weights (a fine-tune not yet published) with that model's code and parameters."""
     repository = repository or REPO_ROOT / "models"
     module = load_model_module(name, version, repository)
     defaults = module.PretrainedDetector.DEFAULTS
     params = {k: v for k, v in model_parameters(name, repository).items() if k in defaults}
-    path = repository / name / version / "model.onnx"
+    path = onnx_path or repository / name / version / "model.onnx"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; run `make setup`")
     return module.PretrainedDetector(path, **{**params, **overrides})

@@ -191,8 +191,9 @@ def adaptation_periods(model: str) -> dict:
            "base": meta.get("base"), "pseudo_labelled_frames": (meta.get("pseudo_labels") or {}).get("frames"),
            "train_frames": meta.get("train_frames"), "validation_frames": meta.get("validation_frames"),
            "adaptation_validation": meta.get("validation")}
+    replay = recorded.get("replay")
     if recorded.get("end_s") is not None:
-        period = {"video": recorded.get("video") or CAMERA_VIDEOS.get(camera, CAR_VIDEO),
+        period = {"video": Path(recorded.get("video") or CAMERA_VIDEOS.get(camera, CAR_VIDEO)).name,
                   "start_s": float(recorded.get("start_s") or 0.0), "end_s": float(recorded["end_s"])}
         out["period_source"] = "metadata.json"
     else:
@@ -206,6 +207,9 @@ def adaptation_periods(model: str) -> dict:
         out["check"] = (f"{frames} pseudo-labelled frames = {frames / 12.5:.1f} s at {CAR_VIDEO}'s 12.5 fps"
                         if period["video"] == CAR_VIDEO else f"{frames} pseudo-labelled frames")
     out["adapted_on"] = [period]
+    if replay:  # frames mixed into training from other footage are not held out either
+        out["adapted_on"].append({"video": Path(replay["video"]).name, "start_s": float(replay.get("start_s") or 0.0),
+                                  "end_s": float(replay["end_s"]) if replay.get("end_s") is not None else 1e9})
     return out
 
 
@@ -382,7 +386,7 @@ def table(result: dict) -> str:
          f"figures from the car video).  [held-out car] {CAR_VIDEO} at "
          f"{sets[CAR_VIDEO]['held_out_rule'].split('at ')[-1]} ({car_held} frames), after every adapted model's "
          f"adaptation period.  * = adapted model: its first columns cover only the {n_held} frames outside its "
-         "adaptation period (the held-out car frames + the person video)."),
+         "adaptation (and replay) periods."),
         (f"[stationary] stopped clip, {len(st['all'])} held frames ({held_for} s "
         f"into the hold) showing {st['source']['video']} frame {st['source']['frame']} (t = {st['source']['t_s']} s: "
         f"{'held out for every adapted model' if st['held_out'] == st['all'] else 'NOT held out for some adapted model'}); "

@@ -50,7 +50,12 @@ def cmd_adapt(args) -> int:
             reviewed = reviewed_frames(settings, settings.labels_root, args.camera, since_ms, until_ms)
         period = ({"video": str(Path(args.video).resolve()), "start_s": args.start_s, "end_s": args.end_s, "fps": args.fps}
                   if args.video else {"since": args.since, "until": args.until})
-        report = adapt(request, frames, repository, reviewed, period=period)
+        replay = ()
+        if args.replay:
+            replay = video_frames(Path(args.replay), args.replay_fps, args.replay_start_s, args.replay_end_s)
+            period["replay"] = {"video": str(Path(args.replay).resolve()), "start_s": args.replay_start_s,
+                                "end_s": args.replay_end_s, "fps": args.replay_fps}
+        report = adapt(request, frames, repository, reviewed, period=period, replay=replay)
     except repo.RepositoryError as exc:
         print(f"detector-adapt: {exc}", file=sys.stderr)
         return 2
@@ -121,6 +126,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     adapt_parser.add_argument("--start-s", type=float, default=0.0, help="with --video: first second used")
     adapt_parser.add_argument("--end-s", type=float, help="with --video: second where the period ends")
     adapt_parser.add_argument("--fps", type=float, default=5.0, help="with --video: frames per second taken")
+    adapt_parser.add_argument("--replay", help="video whose frames, labelled by the starting model, are mixed into "
+                              "training so classes this camera's frames lack are not forgotten (e.g. footage with people)")
+    adapt_parser.add_argument("--replay-start-s", type=float, default=0.0)
+    adapt_parser.add_argument("--replay-end-s", type=float)
+    adapt_parser.add_argument("--replay-fps", type=float, default=1.0)
     adapt_parser.add_argument("--cameras", help="camera file: the camera's traffic lanes guide the pseudo-labels")
     adapt_parser.add_argument("--lanes-of", help=argparse.SUPPRESS)
     adapt_parser.add_argument("--base", default="yolox_nano", help="model to start from (default yolox_nano)")

@@ -23,23 +23,14 @@ import torch.nn.functional as F
 
 from app.adapt.onnx_torch import OnnxModule
 from app.adapt.pseudo_labels import LabelledFrame
+from app.inprocess import load_model_module
 
 log = logging.getLogger("vigil.adapt")
 INPUT = 416
-STRIDES = (8, 16, 32)
 
 
-def _grid() -> tuple[torch.Tensor, torch.Tensor]:
-    cells, strides = [], []
-    for stride in STRIDES:
-        n = INPUT // stride
-        ys, xs = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-        cells.append(torch.stack([xs.reshape(-1), ys.reshape(-1)], 1))
-        strides.append(torch.full((n * n,), float(stride)))
-    return torch.cat(cells).float(), torch.cat(strides)
-
-
-GRID, GRID_STRIDES = _grid()
+# the grid points of the model's output, from the model's own code (the decoding Triton serves)
+GRID, GRID_STRIDES = (torch.from_numpy(a) for a in load_model_module("yolox_nano").yolox_grid(INPUT))
 
 
 @dataclass

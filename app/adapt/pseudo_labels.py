@@ -30,6 +30,23 @@ VEHICLES = (1, 2, 3, 5, 7)
 ALL_CLASSES = ",".join(str(c) for c in range(80))
 
 
+def candidates(detector, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's candidates of every COCO class at `threshold` or more, after class-agnostic NMS (a "cell phone"
+    and a "car" box on one object are one object) → (xyxy, scores, classes)."""
+    import cv2
+
+    xyxy, class_scores = detector.candidates(rgb)
+    classes = class_scores.argmax(1)
+    scores = class_scores[np.arange(len(classes)), classes]
+    keep = scores >= threshold
+    xyxy, scores, classes = xyxy[keep], scores[keep], classes[keep].astype(np.int32)
+    if len(xyxy):
+        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1).tolist()
+        kept = np.asarray(cv2.dnn.NMSBoxes(xywh, scores.astype(float).tolist(), threshold, 0.5), dtype=int).reshape(-1)
+        xyxy, scores, classes = xyxy[kept], scores[kept], classes[kept]
+    return xyxy.reshape(-1, 4), scores, classes
+
+
 @dataclass
 class LabelledFrame:
     capture_ts_ms: int
@@ -71,29 +88,25 @@ class PseudoLabeller:
         self.config = config or PseudoLabelConfig()
         self.tracker = ByteTracker(TrackerConfig(high_score=0.3, low_score=0.1, min_hits=2, max_misses=5))
         self.seen: list[_Seen] = []
+        self._decided: dict[int, int | None] | None = None  # per-track decisions, made once all frames are seen
 
     def observe(self, camera_id: str, capture_ts_ms: int, rgb: np.ndarray) -> None:
-        xyxy, class_scores = self.detector.candidates(rgb)
-        classes = class_scores.argmax(1)
-        scores = class_scores[np.arange(len(classes)), classes]
-        keep = scores >= self.config.candidate_threshold
-        xyxy, scores, classes = xyxy[keep], scores[keep], classes[keep]
-        if len(xyxy):  # class-agnostic NMS: a "cell phone" and a "car" box on one object are one object
-            import cv2
-
-            xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1).tolist()
-            kept = np.asarray(cv2.dnn.NMSBoxes(xywh, scores.astype(float).tolist(), self.config.candidate_threshold,
-                                               0.5), dtype=int).reshape(-1)
-            xyxy, scores, classes = xyxy[kept], scores[kept], classes[kept]
+        xyxy, scores, classes = candidates(self.detector, rgb, self.config.candidate_threshold)
         motion_boxes, _, _ = self.motion.process(camera_id, rgb)
         moving = (box_iou(xyxy, np.asarray(motion_boxes, np.float32).reshape(-1, 4)).max(1) >= self.config.motion_iou
                   if len(xyxy) and len(motion_boxes) else np.zeros(len(xyxy), bool))
         # the tracker sees one class (objects, not COCO guesses), so a class flip does not split a track
         tracked = self.tracker.update(Detections(xyxy, scores, np.zeros(len(xyxy), np.int32)))
         self.seen.append(_Seen(capture_ts_ms, rgb, xyxy, scores, classes.astype(np.int32), tracked.tracker_id, moving))
+        self._decided = None
 
     def _track_classes(self) -> dict[int, int | None]:
         """Track id → COCO class to teach, or None (ignore)."""
+        if self._decided is None:
+            self._decided = self._decide()
+        return self._decided
+
+    def _decide(self) -> dict[int, int | None]:
         boxes_of: dict[int, list] = defaultdict(list)
         for seen in self.seen:
             for box, cls, tid, moving in zip(seen.boxes, seen.classes, seen.track_ids, seen.moving):

@@ -24,7 +24,15 @@ import numpy as np
 
 from app.adapt import repository as repo
 from app.adapt.finetune import FinetuneConfig, finetune
-from app.adapt.pseudo_labels import ALL_CLASSES, LabelledFrame, PseudoLabeller, merge_reviewed
+from app.adapt.pseudo_labels import (
+    ALL_CLASSES,
+    PERSON,
+    VEHICLES,
+    LabelledFrame,
+    PseudoLabeller,
+    candidates,
+    merge_reviewed,
+)
 from app.inprocess import motion_detector, pretrained_detector
 from vigil.detections import box_iou
 from vigil.sampling import Sampler
@@ -44,6 +52,7 @@ class AdaptRequest:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     min_improvement: float = 0.0  # validation F1 must beat the starting model by more than this
     refit: bool = True  # once validated, train again on the whole period and publish that
+    replay_threshold: float = 0.5  # replay frames: the starting model's boxes this sure are labels, weaker ones ignored
 
 
 @dataclass
@@ -135,19 +144,24 @@ def split_by_time(frames: list[LabelledFrame], holdout: float, gap_s: float) -> 
 
 
 def adapt(request: AdaptRequest, frames: Iterable[tuple[int, np.ndarray]], repository: Path,
-          reviewed: dict[int, LabelledFrame] | None = None, progress=print, period: dict | None = None) -> dict:
-    """The whole loop on one camera's frames (in capture order). Returns the report; publishes only on improvement."""
+          reviewed: dict[int, LabelledFrame] | None = None, progress=print, period: dict | None = None,
+          replay: Iterable[tuple[int, np.ndarray]] = ()) -> dict:
+    """The whole loop on one camera's frames (in capture order). Returns the report; publishes only on improvement.
+    `replay`: frames from elsewhere (e.g. footage with people), labelled by the starting model itself and mixed into
+    training, so the fine-tune keeps the classes the camera's own frames never show (no catastrophic forgetting)."""
     started = time.monotonic()
     base_version = str(repo.versions(repository, request.base)[-1]) if repo.versions(repository, request.base) else "1"
-    labeller = PseudoLabeller(pretrained_detector(request.base, base_version, repository, classes=ALL_CLASSES),
-                              motion_detector(), request.lanes)
+    teacher = pretrained_detector(request.base, base_version, repository, classes=ALL_CLASSES)
+    labeller = PseudoLabeller(teacher, motion_detector(), request.lanes)
     for ts_ms, rgb in frames:
         labeller.observe(request.camera_id, ts_ms, rgb)
     labelled = merge_reviewed(labeller.labels(), reviewed or {})
     train, validation = split_by_time(labelled, request.holdout, request.gap_s)
+    replayed = replay_labels(teacher, replay, request.replay_threshold)
     report = {"camera_id": request.camera_id, "base": f"{request.base}:{base_version}", "period": period or {},
               "pseudo_labels": labeller.summary(), "reviewed_frames": len(reviewed or {}),
-              "train_frames": len(train), "validation_frames": len(validation),
+              "train_frames": len(train), "validation_frames": len(validation), "replay_frames": len(replayed),
+              "replay_boxes": int(sum(len(f.xyxy) for f in replayed)),
               "train_boxes": int(sum(len(f.xyxy) for f in train)),
               "validation_boxes": int(sum(len(f.xyxy) for f in validation))}
     if report["train_boxes"] == 0:
@@ -156,15 +170,13 @@ def adapt(request: AdaptRequest, frames: Iterable[tuple[int, np.ndarray]], repos
     progress(f"{len(labelled)} frames labelled ({report['pseudo_labels']['boxes']} pseudo-label boxes, "
              f"{len(reviewed or {})} reviewed frames); training on {len(train)}, validating on {len(validation)}")
     base_path = repository / request.base / base_version / "model.onnx"
-    module, stats = finetune(base_path, train, request.finetune, progress=progress)
+    module, stats = finetune(base_path, train + replayed, request.finetune, progress=progress)
     report["finetune"] = stats
     scratch = repository / f".adapt-{request.camera_id}.onnx"
     module.export(scratch)
     try:
-        params = {k: v for k, v in _params(repository, request.base).items() if k != "classes"}
-        mod = _module(repository, request.base)
-        before = score_frames(mod.PretrainedDetector(base_path, **params), validation)
-        after = score_frames(mod.PretrainedDetector(scratch, **params), validation)
+        before = score_frames(pretrained_detector(request.base, base_version, repository), validation)
+        after = score_frames(pretrained_detector(request.base, base_version, repository, onnx_path=scratch), validation)
     finally:
         scratch.unlink(missing_ok=True)
     report["validation"] = {"before": before.as_dict(), "after": after.as_dict(),
@@ -178,7 +190,7 @@ def adapt(request: AdaptRequest, frames: Iterable[tuple[int, np.ndarray]], repos
     if request.refit and validation:
         # the recipe is validated; the model published learns from the whole period (the validation frames too)
         progress(f"refitting on all {len(labelled)} labelled frames")
-        module, report["refit"] = finetune(base_path, labelled, request.finetune, progress=progress)
+        module, report["refit"] = finetune(base_path, labelled + replayed, request.finetune, progress=progress)
     sha = hashlib.sha256(base_path.resolve().read_bytes()).hexdigest()
     model, version = repo.publish(repository, request.base, request.name or request.camera_id, module, {
         **report, "base_sha256": sha, "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
@@ -188,16 +200,16 @@ def adapt(request: AdaptRequest, frames: Iterable[tuple[int, np.ndarray]], repos
     return report
 
 
-def _params(repository: Path, base: str) -> dict:
-    from app.inprocess import model_parameters
-
-    return model_parameters(base, repository)
-
-
-def _module(repository: Path, base: str):
-    from app.inprocess import load_model_module
-
-    return load_model_module(base, "1", repository)
+def replay_labels(teacher, frames: Iterable[tuple[int, np.ndarray]], threshold: float) -> list[LabelledFrame]:
+    """Replay frames labelled by the starting model: its kept classes at `threshold` or more are labels, its weaker
+    candidates of any class ignore regions (neither taught as object nor as background)."""
+    keep = np.array([PERSON, *VEHICLES])
+    out = []
+    for ts_ms, rgb in frames:
+        xyxy, scores, classes = candidates(teacher, rgb, 0.15)
+        sure = np.isin(classes, keep) & (scores >= threshold)
+        out.append(LabelledFrame(ts_ms, rgb, xyxy[sure], classes[sure], xyxy[~sure], source="replay"))
+    return out
 
 
 def store_frames(settings, camera_id: str, since_ms: int, until_ms: int) -> Iterator[tuple[int, np.ndarray]]:

@@ -50,9 +50,9 @@ class MotionGate:
         return float((cv2.absdiff(small, previous) > self.settings.pixel_threshold).mean())
 
     def needs_inference(self, camera_id: str, capture_ts_ms: int, rgb: np.ndarray, live_tracks: int) -> bool:
-        changed = self.changed(camera_id, rgb)
         if not self.settings.enabled:
             return True
+        changed = self.changed(camera_id, rgb)
         last = self.last_inferred_ms.get(camera_id)
         overdue = last is None or capture_ts_ms - last >= self.settings.max_skip_s * 1000 or capture_ts_ms < last
         if live_tracks or changed >= self.settings.min_changed or overdue:

@@ -13,7 +13,7 @@ from app.adapt.finetune import FinetuneConfig
 from app.adapt.onnx_torch import OnnxModule, parity
 from app.adapt.pseudo_labels import ALL_CLASSES, LabelledFrame, PseudoLabeller, merge_reviewed
 from app.adapt.run import AdaptRequest, adapt, match, score_frames, video_frames
-from app.inprocess import load_model_module, model_parameters, motion_detector, pretrained_detector
+from app.inprocess import motion_detector, pretrained_detector
 from app.scenarios import CAR_TRAFFIC
 from tests.conftest import CAR_VIDEO
 from vigil.config import REPO_ROOT
@@ -102,11 +102,9 @@ def test_a_short_fine_tune_lowers_the_held_out_error(tmp_path):
     assert report["validation"]["after"]["f1"] > report["validation"]["before"]["f1"]
     # scored on hand-annotated frames the fine-tune never saw (t >= 15 s), class-aware
     held_out = held_out_truth(15.0)
-    module = load_model_module("yolox_nano", "1", repository)
-    params = {k: v for k, v in model_parameters("yolox_nano", repository).items() if k in module.PretrainedDetector.DEFAULTS}
-    before = score_frames(module.PretrainedDetector(BASE, **params), held_out)
-    after = score_frames(module.PretrainedDetector(repository / "yolox_nano__car-park" / "1" / "model.onnx", **params),
-                         held_out)
+    before = score_frames(pretrained_detector("yolox_nano", "1", repository), held_out)
+    after = score_frames(pretrained_detector("yolox_nano", "1", repository,
+                                             onnx_path=repository / "yolox_nano__car-park" / "1" / "model.onnx"), held_out)
     assert after.f1 > before.f1 + 0.3, (before.as_dict(), after.as_dict())
     assert after.recall >= 0.8, after.as_dict()
     meta = repo.metadata(repository, "yolox_nano__car-park", 1)
