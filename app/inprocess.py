@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from vigil.config import REPO_ROOT
+from vigil.detector_models import base_of
 
 
 def load_model_module(name: str, version: str = "1", repository: Path | None = None):
@@ -55,8 +56,7 @@ def detector(name: str, **overrides):
     """Any detector of the model repository in-process, by its Triton model name."""
     if name == "motion_detector":
         return motion_detector()
-    base, _, _ = name.partition("__")
-    if base not in NEURAL_DETECTORS:
+    if base_of(name) not in NEURAL_DETECTORS:
         raise ValueError(f"unknown detector {name!r}: motion_detector, {', '.join(NEURAL_DETECTORS)} or an adapted "
                          "<detector>__<camera>")
     repository = REPO_ROOT / "models"

@@ -47,6 +47,7 @@ from app.inprocess import NEURAL_DETECTORS, detector, model_parameters
 from load._harness import VIDEOS, machine
 from load._results import save
 from vigil.config import REPO_ROOT
+from vigil.detector_models import is_adapted
 from vigil.sampling import Sampler
 
 CLASS_IDS = {"person": 0, "car": 2}  # COCO ids (0-based, as the detectors output them)
@@ -301,7 +302,7 @@ def evaluate(names: list[str], fps: float) -> dict:
     truth = json.loads(GROUND_TRUTH.read_text())
     stationary = json.loads(STATIONARY_TRUTH.read_text())
     iou = truth.get("iou_threshold", 0.5)
-    adapted = {n: adaptation_periods(n) for n in names if repo.NAME_SEPARATOR in n}
+    adapted = {n: adaptation_periods(n) for n in names if is_adapted(n)}
     every_period = [p for a in adapted.values() for p in a["adapted_on"]]
     sets: dict = {}  # video -> {"all": [...], "held_out": [...]} frame indices, "times"
     per_detector = {n: {"configured_threshold": configured_threshold(n), "videos": {}} for n in names}

@@ -10,6 +10,7 @@ from pathlib import Path
 from app.adapt import repository as repo
 from app.adapt.finetune import FinetuneConfig
 from app.adapt.run import AdaptRequest, adapt, reviewed_frames, store_frames, video_frames
+from vigil.detector_models import adapted_name
 
 
 def _lanes(camera_id: str, cameras_file: str | None) -> list:
@@ -78,7 +79,7 @@ def cmd_rollback(args) -> int:
     from vigil.config import Settings
 
     settings = Settings()
-    model = args.model or repo.adapted_name(args.base, args.camera)
+    model = args.model or adapted_name(args.base, args.camera)
     try:
         found = repo.versions(settings.model_repository, model)
         if not found:
@@ -103,7 +104,7 @@ def cmd_versions(args) -> int:
     from vigil.config import Settings
 
     settings = Settings()
-    models = ([repo.adapted_name(args.base, args.camera)] if args.camera
+    models = ([adapted_name(args.base, args.camera)] if args.camera
               else repo.adapted_models(settings.model_repository, [args.base]))
     for model in models:
         served = repo.served_version(settings.model_repository, model)

@@ -17,16 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-NAME_SEPARATOR = "__"
+from vigil.detector_models import adapted_name, base_of, is_adapted
+
 POLICY = re.compile(r"version_policy:\s*\{[^{}]*(\{[^{}]*\})?[^{}]*\}")
 
 
 class RepositoryError(ValueError):
     """A model or version that does not exist, with a message for the person running the command."""
-
-
-def adapted_name(base: str, name: str) -> str:
-    return f"{base}{NAME_SEPARATOR}{name}"
 
 
 def versions(repository: Path, model: str) -> list[int]:
@@ -41,7 +38,7 @@ def adapted_models(repository: Path, bases: list[str]) -> list[str]:
     if not repository.is_dir():
         return []
     return sorted(p.name for p in repository.iterdir()
-                  if NAME_SEPARATOR in p.name and p.name.split(NAME_SEPARATOR)[0] in bases
+                  if is_adapted(p.name) and base_of(p.name) in bases
                   and (p / "config.pbtxt").exists() and versions(repository, p.name))
 
 

@@ -29,6 +29,7 @@ from services.infer.detector import TritonDetector
 from services.infer.gate import GateSettings, MotionGate
 from vigil.config import Settings
 from vigil.detections import Detections
+from vigil.detector_models import adapted_name
 from vigil.framestore import FrameNotFound, open_frame_store
 from vigil.outputs.kafka import KafkaOutput
 from vigil.runtime import DeadLetters, Handler, Incoming, StreamService, retry
@@ -90,7 +91,7 @@ class DetectAndTrack(Handler):
         cached = self.models.get(camera_id)
         if cached and time.monotonic() - cached[1] < self.settings.detector_refresh_s:
             return cached[0]
-        own = f"{self.detector.model_name}__{camera_id}"
+        own = adapted_name(self.detector.model_name, camera_id)
         model = own if self.detector.is_served(own) else self.detector.model_name
         if cached and cached[0] != model:
             log.info("camera %s: detector %s → %s", camera_id, cached[0], model)
