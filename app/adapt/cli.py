@@ -138,7 +138,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     adapt_parser.add_argument("--name", help="adapted model is <base>__<name>; default: the camera id")
     adapt_parser.add_argument("--holdout", type=float, default=0.2, help="share of the period kept for validation")
     adapt_parser.add_argument("--epochs", type=int, default=6)
-    adapt_parser.add_argument("--max-minutes", type=float, default=10.0, help="time limit of the fine-tune")
+    adapt_parser.add_argument("--max-minutes", type=float, help="time limit of the fine-tune (default none: the same "
+                              "frames give the same model however loaded the machine is)")
     adapt_parser.add_argument("--report", help="write the adaptation report (JSON) here")
     adapt_parser.add_argument("--no-reload", action="store_true", help="do not tell a running Triton")
     adapt_parser.set_defaults(func=cmd_adapt)

@@ -44,7 +44,7 @@ class FinetuneConfig:
     scale: tuple[float, float] = (0.75, 1.25)
     seed: int = 7
     threads: int = 2
-    max_minutes: float = 6.0
+    max_minutes: float | None = None  # a wall-clock cap makes the result depend on the machine's load: none by default
 
 
 def letterbox_yolox(rgb: np.ndarray, xyxy: np.ndarray, ignore: np.ndarray, scale: float = 1.0,
@@ -190,12 +190,12 @@ def finetune(onnx_path, train: list[LabelledFrame], config: FinetuneConfig | Non
             schedule.step()
             step += 1
             epoch_loss.append(float(loss.detach()))
-            if (time.monotonic() - started) / 60 > config.max_minutes:
+            if config.max_minutes and (time.monotonic() - started) / 60 > config.max_minutes:
                 break
         losses.append(round(float(np.mean(epoch_loss)), 4))
         if progress:
             progress(f"epoch {epoch + 1}/{config.epochs}: loss {losses[-1]:.3f} ({time.monotonic() - started:.0f} s)")
-        if (time.monotonic() - started) / 60 > config.max_minutes:
+        if config.max_minutes and (time.monotonic() - started) / 60 > config.max_minutes:
             log.warning("fine-tune stopped at its time limit (%.1f min) after %d steps", config.max_minutes, step)
             break
     model.eval()

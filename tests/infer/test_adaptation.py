@@ -96,7 +96,7 @@ def test_a_short_fine_tune_lowers_the_held_out_error(tmp_path):
     shutil.copytree(MODELS / "yolox_nano", repository / "yolox_nano", symlinks=True,
                     ignore=shutil.ignore_patterns("__pycache__"))
     request = AdaptRequest("car-park", lanes=CAR_TRAFFIC.lanes,
-                           finetune=FinetuneConfig(epochs=8, batch_size=8, max_minutes=4), refit=False)
+                           finetune=FinetuneConfig(epochs=8, batch_size=8), refit=False)
     report = adapt(request, video_frames(CAR_VIDEO, 12.5, 0.0, 14.0), repository, progress=lambda *_: None)
     assert report["published"] == {"model": "yolox_nano__car-park", "version": 1}, report
     assert report["validation"]["after"]["f1"] > report["validation"]["before"]["f1"]
