@@ -25,7 +25,7 @@ def _lanes(camera_id: str, cameras_file: str | None) -> list:
 
 
 def cmd_adapt(args) -> int:
-    from app.review import ReviewSettings, parse_time
+    from app.review import ReviewError, ReviewSettings, parse_time
 
     settings = ReviewSettings()
     repository = settings.model_repository
@@ -57,7 +57,7 @@ def cmd_adapt(args) -> int:
             period["replay"] = {"video": str(Path(args.replay).resolve()), "start_s": args.replay_start_s,
                                 "end_s": args.replay_end_s, "fps": args.replay_fps}
         report = adapt(request, frames, repository, reviewed, period=period, replay=replay)
-    except repo.RepositoryError as exc:
+    except (repo.RepositoryError, ReviewError) as exc:  # e.g. an unknown camera, a bad --since
         print(f"detector-adapt: {exc}", file=sys.stderr)
         return 2
     if args.report:

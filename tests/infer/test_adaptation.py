@@ -131,3 +131,14 @@ def test_repository_versions_policy_and_errors(tmp_path):
         repo.set_policy(repository, "yolox_nano__cam-2", 1)
     config = (repository / "yolox_nano__cam-1" / "config.pbtxt").read_text()
     assert 'name: "yolox_nano__cam-1"' in config and sum(line.startswith("version_policy") for line in config.splitlines()) == 1
+
+
+def test_adapt_command_refuses_bad_periods_clearly(capsys):
+    from app.adapt.cli import main
+
+    assert main(["detector-adapt", "--camera", "car-park", "--since", "yesterday", "--until", "now"]) == 2
+    assert "is not an ISO 8601 time" in capsys.readouterr().err
+    assert main(["detector-adapt", "--camera", "car-park"]) == 2
+    assert "give --since and --until" in capsys.readouterr().err
+    assert main(["detector-rollback", "--camera", "no-such-camera", "--no-reload"]) == 2
+    assert "no adapted model 'yolox_nano__no-such-camera'" in capsys.readouterr().err
