@@ -50,10 +50,13 @@ EVENTS = Topic("events.v1", ("AnomalyEvent", "ReidMatch"), "camera_id (AnomalyEv
                30 * DAY_MS, "Results of the Flink jobs: anomalies and cross-camera matches.")
 TRAFFIC = Topic("traffic.v1", ("TrafficBin", "VehiclePassage"), "camera_id", 2, 30 * DAY_MS,
                 "Per-lane traffic data every minute, and every vehicle passage over a count line.")
+INCIDENTS = Topic("incidents.v1", ("Incident", "IncidentVerdict"), "camera_id", 2, 90 * DAY_MS,
+                  "Incidents (one per real-world event, every revision) and operators' verdicts on them.")
 DEADLETTER = Topic("deadletter.v1", ("DeadLetter",), "the failed message's key, or the service", 1, 30 * DAY_MS,
                    "Messages a service could not process, unchanged, with the reason.")
 
-TOPICS: dict[str, Topic] = {t.name: t for t in (FRAMES, DETECTIONS, TRACKS, CAMERA_STATUS, EVENTS, TRAFFIC, DEADLETTER)}
+TOPICS: dict[str, Topic] = {t.name: t for t in (FRAMES, DETECTIONS, TRACKS, CAMERA_STATUS, EVENTS, TRAFFIC, INCIDENTS,
+                                              DEADLETTER)}
 
 
 def topic(name: str) -> Topic:
