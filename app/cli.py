@@ -168,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     review_import.add_argument("file", help="the corrected COCO JSON (CVAT 'COCO 1.0' or Label Studio export)")
     review_import.add_argument("--export", help="the folder review-export wrote (default: the folder of FILE)")
     review_import.set_defaults(func=cmd_review_import)
+    from app.triton_gpu import add_commands as add_triton_gpu_commands
+
+    add_triton_gpu_commands(sub)  # vigil triton-gpu-repo
+    from app.adapt.cli import add_commands as add_adapt_commands
+    from app.incidents import add_commands as add_incident_commands
+
+    add_adapt_commands(sub)
+    add_incident_commands(sub, console)
     for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
                        ("reid-embed", "run the re-ID embed service (track summaries on tracks.v1)"),
                        ("sink", "run the ClickHouse sink"), ("anomaly-train", "train a camera's autoencoder"),

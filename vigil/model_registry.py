@@ -20,6 +20,19 @@ from vigil.config import Settings
 class AnomalySettings(Settings):
     anomaly_registry: Path = Field(Path(""), description="Model registry root; empty = <data_dir>/models/anomaly.")
     anomaly_window_ms: int = Field(2000, ge=100, description="Tumbling event-time window of the scene features.")
+    incident_merge_gap_s: float = Field(30.0, gt=0, description="An event joins an open incident of its kind sharing "
+                                                                "a track or zone if it starts within this of its "
+                                                                "latest evidence (s).")
+    incident_clear_after_s: float = Field(10.0, gt=0, description="A track incident clears when none of its tracks "
+                                                                  "was seen for this long (s).")
+    incident_quiet_clear_s: float = Field(30.0, gt=0, description="A camera-wide incident clears when no event joined "
+                                                                  "it for this long (s).")
+
+    def incident_settings(self):
+        from jobs.anomaly.incidents import IncidentSettings
+
+        return IncidentSettings(merge_gap_s=self.incident_merge_gap_s, clear_after_s=self.incident_clear_after_s,
+                                quiet_clear_s=self.incident_quiet_clear_s)
 
     @property
     def registry_root(self) -> Path:

@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 from app.adapt import repository as repo
-from app.adapt.finetune import FinetuneConfig
-from app.adapt.run import AdaptRequest, adapt, reviewed_frames, store_frames, video_frames
 from vigil.detector_models import adapted_name
 
 
@@ -25,6 +23,8 @@ def _lanes(camera_id: str, cameras_file: str | None) -> list:
 
 
 def cmd_adapt(args) -> int:
+    from app.adapt.finetune import FinetuneConfig  # torch: imported when the command runs, not for `vigil --help`
+    from app.adapt.run import AdaptRequest, adapt, reviewed_frames, store_frames, video_frames
     from app.review import ReviewError, ReviewSettings, parse_time
 
     settings = ReviewSettings()

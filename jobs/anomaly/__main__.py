@@ -1,7 +1,7 @@
 """Run the anomaly job against Kafka: `python -m jobs.anomaly --cameras cameras.yaml --checkpoint-dir DIR`.
 
 Reads `detections.v1` with the official KafkaSource (committed offsets, checkpoints every 2 s), writes AnomalyEvents
-to `events.v1` with KafkaSink (at-least-once; event ids are deterministic so replays de-duplicate downstream), and
+to `events.v1` and the incidents they make to `incidents.v1` with KafkaSink (at-least-once; event ids are deterministic so replays de-duplicate downstream), and
 dead-letters undecodable input. `--restore latest` resumes from the newest retained checkpoint in --checkpoint-dir.
 The camera file gives each camera's zones and rule settings (`rules:` on a camera or a zone); bad settings stop the
 job at start-up with a message naming the camera, zone and rule.
@@ -14,12 +14,13 @@ import sys
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 
-from jobs.anomaly.job import BYTES, PICKLED, build_pipeline, decode_detections, encode_event, rule_engines
+from jobs.anomaly.job import (BYTES, PICKLED, build_pipeline, decode_detections, encode_event, encode_incident,
+                             rule_engines)
 from jobs.anomaly.rules import RuleSettingsError
 from vigil.cameras import CameraConfigError, load_cameras
 from vigil.flink_env import dead_letter_route, job_arguments, job_environment, kafka_sink, kafka_source
 from vigil.model_registry import AnomalySettings
-from vigil.topics import DETECTIONS, EVENTS
+from vigil.topics import DETECTIONS, EVENTS, INCIDENTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     decoded = raw.map(decode_detections, output_type=PICKLED)
     frames = decoded.filter(lambda value: value[0] is not None)
     dead_letter_route(decoded, settings, DETECTIONS, "anomaly-job")
-    events = build_pipeline(frames, zones, str(settings.registry_root), settings.anomaly_window_ms, rules)
+    events, incidents = build_pipeline(frames, zones, str(settings.registry_root), settings.anomaly_window_ms, rules,
+                                       incidents=settings.incident_settings(), frame_store_uri=settings.frame_store_uri)
     events.map(encode_event, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, EVENTS))
+    incidents.map(encode_incident, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, INCIDENTS))
     env.execute("vigil-anomaly")
     return 0
 

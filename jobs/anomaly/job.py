@@ -1,9 +1,12 @@
 """The anomaly job (PyFlink DataStream): `detections.v1` → per-camera event-time windows → scene features →
-autoencoder score against an adaptive per-camera threshold, plus known-anomaly rules per frame → `events.v1`.
+autoencoder score against an adaptive per-camera threshold, plus known-anomaly rules per frame → `events.v1`; and the
+incident stage that folds those raw events into one incident per real-world event → `incidents.v1`.
 
     source (KafkaSource, Kafka record time = capture time, bounded out-of-orderness watermarks)
       → decode → key by camera ─┬─ rules (RuleEngine, its memory in keyed state)           ─┐
                                 └─ tumbling window → features → autoencoder (keyed state) ─┴─ union → encode → KafkaSink
+      rules' events + presence (tracks seen, once a second) + autoencoder events
+      → key by camera → incidents (IncidentBook in keyed state) → encode → KafkaSink (incidents.v1)
 
 The topology lives in `build_pipeline(stream)`, free of connectors, so tests run it on `from_collection`.
 """
@@ -20,6 +23,7 @@ from pyflink.datastream.functions import KeyedProcessFunction, ProcessWindowFunc
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.datastream.window import TumblingEventTimeWindows
 
+from jobs.anomaly.incidents import PRESENCE_EVERY_MS, IncidentBook, IncidentSettings, Presence
 from jobs.anomaly.rules import RuleEngine, RuleState
 from vigil.detections import DetectionFrame
 from vigil.features import COLD_WINDOWS, scene_features
@@ -61,6 +65,7 @@ class Rules(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.rule_state = runtime_context.get_state(ValueStateDescriptor("rule_state", PICKLED))
+        self.presence = runtime_context.get_state(ValueStateDescriptor("presence", PICKLED))
         self.engines = rule_engines(self.zones_by_camera, self.rules_by_camera)
 
     def process_element(self, value, ctx):
@@ -72,6 +77,44 @@ class Rules(KeyedProcessFunction):
         events = engine.observe(frame)
         self.rule_state.update(engine.state)
         yield from events
+        # which tracks the camera showed, once a second of its event time, for the incident stage's clearing
+        last_ts, seen = self.presence.value() or (None, set())
+        seen |= {int(t) for t in frame.detections.tracker_id if t >= 0}
+        if last_ts is None or frame.ts_ms - last_ts >= PRESENCE_EVERY_MS:
+            yield Presence(camera_id, int(frame.ts_ms), tuple(sorted(seen)))
+            last_ts, seen = int(frame.ts_ms), set()
+        self.presence.update((last_ts, seen))
+
+
+def incident_uris(frame_store_uri: str):
+    """The evidence URIs of an incident, as the evidence service writes them."""
+    def uris(camera_id: str, incident_id: str) -> tuple[str, str]:
+        from vigil.evidence import evidence_uris
+
+        return evidence_uris(frame_store_uri, camera_id, incident_id)
+    return uris
+
+
+class Incidents(KeyedProcessFunction):
+    """One camera's IncidentBook in keyed state: raw events in, incident revisions out."""
+
+    def __init__(self, settings: IncidentSettings, frame_store_uri: str):
+        self.settings, self.frame_store_uri = settings, frame_store_uri
+
+    def open(self, runtime_context: RuntimeContext):
+        self.book = runtime_context.get_state(ValueStateDescriptor("incident_book", PICKLED))
+        self.uris = incident_uris(self.frame_store_uri)
+
+    def process_element(self, value, ctx):
+        book = self.book.value() or IncidentBook(self.settings)
+        book.settings = self.settings  # settings come from the job's start, not the checkpoint
+        now_ms = int(time.time() * 1000)
+        if isinstance(value, Presence):
+            revisions = book.seen(value.ts_ms, value.track_ids, now_ms)
+        else:
+            revisions = book.observe(value, now_ms, self.uris)
+        self.book.update(book)
+        yield from revisions
 
 
 class WindowFeatures(ProcessWindowFunction):
@@ -160,19 +203,28 @@ class AutoencoderScorer(KeyedProcessFunction):
 
 
 def build_pipeline(frames, zones_by_camera: dict[str, list[Zone]], registry_root: str, window_ms: int = 2000,
-                   rules_by_camera: dict[str, RuleSettings] | None = None, warmup_windows: int = 30):
+                   rules_by_camera: dict[str, RuleSettings] | None = None, warmup_windows: int = 30,
+                   incidents: IncidentSettings | None = None, frame_store_uri: str = ""):
     """frames: a DataStream of `(camera_id, DetectionFrame)` with event-time timestamps and watermarks; zones and
-    camera-level rule settings per camera id. Returns a DataStream of AnomalyEvent dicts. Bad rule settings raise
-    RuleSettingsError here, before the job runs."""
+    camera-level rule settings per camera id. Returns `(events, incidents)`: DataStreams of AnomalyEvent dicts and of
+    Incident dicts. Bad rule settings raise RuleSettingsError here, before the job runs."""
     rules_by_camera = rules_by_camera or {}
     rule_engines(zones_by_camera, rules_by_camera)  # validates every camera's and zone's rule settings
     keyed = frames.key_by(lambda value: value[0], key_type=Types.STRING())
-    rule_events = keyed.process(Rules(zones_by_camera, rules_by_camera), output_type=PICKLED)
+    rule_output = keyed.process(Rules(zones_by_camera, rules_by_camera), output_type=PICKLED)
+    rule_events = rule_output.filter(lambda value: not isinstance(value, Presence))
     windows = (keyed.window(TumblingEventTimeWindows.of(Time.milliseconds(window_ms)))
                .process(WindowFeatures(), output_type=PICKLED))
     scored = (windows.key_by(lambda value: value[0], key_type=Types.STRING())
               .process(AutoencoderScorer(registry_root, warmup_windows=warmup_windows), output_type=PICKLED))
-    return rule_events.union(scored)
+    incident_stream = (rule_output.union(scored)
+                       .key_by(camera_of, key_type=Types.STRING())
+                       .process(Incidents(incidents or IncidentSettings(), frame_store_uri), output_type=PICKLED))
+    return rule_events.union(scored), incident_stream
+
+
+def camera_of(value) -> str:
+    return value.camera_id if isinstance(value, Presence) else value["camera_id"]
 
 
 def encode_event(event: dict):
@@ -180,4 +232,11 @@ def encode_event(event: dict):
     from vigil.flink_env import encode_stamped
 
     return encode_stamped("AnomalyEvent", event, "camera_id")
+
+
+def encode_incident(incident: dict):
+    """Incident dict → Row(key = camera id, Avro value) for the KafkaSink."""
+    from vigil.flink_env import encode_stamped
+
+    return encode_stamped("Incident", incident, "camera_id")
 

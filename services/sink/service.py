@@ -20,7 +20,7 @@ from vigil.outputs.datex2 import Datex2Output
 from vigil.outputs.kafka import KafkaOutput
 from vigil.runtime import DeadLetters, Handler, Incoming, StartupError, StreamService
 from vigil.runtime import main as run_main
-from vigil.topics import CAMERA_STATUS, DEADLETTER, DETECTIONS, EVENTS, FRAMES, TOPICS, TRACKS, TRAFFIC
+from vigil.topics import CAMERA_STATUS, DEADLETTER, DETECTIONS, EVENTS, FRAMES, INCIDENTS, TOPICS, TRACKS, TRAFFIC
 
 log = logging.getLogger("vigil.sink")
 
@@ -29,7 +29,7 @@ OUTPUTS: dict[str, type[Output]] = {
     "clickhouse": ClickHouseOutput,
     "datex2": Datex2Output,
 }
-STORED_TOPICS = [FRAMES, DETECTIONS, CAMERA_STATUS, DEADLETTER, TRACKS, EVENTS, TRAFFIC]
+STORED_TOPICS = [FRAMES, DETECTIONS, CAMERA_STATUS, DEADLETTER, TRACKS, EVENTS, TRAFFIC, INCIDENTS]
 
 
 class SinkSettings(Settings):

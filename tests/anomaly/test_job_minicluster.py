@@ -23,9 +23,13 @@ def run_job(frames, registry_root, tmp_path):
     stream = env.from_collection(records, type_info=Types.TUPLE([Types.LONG(), BYTES])).assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(500)).with_timestamp_assigner(RecordTime()))
     decoded = stream.map(lambda record: decode_detections(record[1]), output_type=PICKLED)
-    events = build_pipeline(decoded, {"cam-a": LANE}, str(registry_root), window_ms=2000, warmup_windows=5)
-    with events.execute_and_collect() as results:
-        return list(results)
+    events, incidents = build_pipeline(decoded, {"cam-a": LANE}, str(registry_root), window_ms=2000, warmup_windows=5,
+                                       frame_store_uri=(tmp_path / "frames").as_uri())
+    tagged = (events.map(lambda e: ("event", e), output_type=PICKLED)
+              .union(incidents.map(lambda i: ("incident", i), output_type=PICKLED)))
+    with tagged.execute_and_collect() as results:
+        collected = list(results)
+    return ([r for tag, r in collected if tag == "event"], [r for tag, r in collected if tag == "incident"])
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ def test_job_finds_rule_and_autoencoder_anomalies(registry, tmp_path):
     # a crowd of people in the top-left corner: nothing like the training traffic
     frames += [frame(t0 + 51_000 + i * 200, [(700 + k, 0, 30 + 20 * k, 30) for k in range(3)]) for i in range(20)]
     frames += normal_traffic(t0 + 55_000, 20, 800)
-    events = run_job(frames, registry, tmp_path)
+    events, incidents = run_job(frames, registry, tmp_path)
     kinds = {}
     for event in events:
         kinds.setdefault(event["kind"], []).append(event)
@@ -58,10 +62,16 @@ def test_job_finds_rule_and_autoencoder_anomalies(registry, tmp_path):
     assert [e["track_ids"] for e in kinds.get("wrong_way", [])] == [[600]]
     flagged = [e["window_start_ms"] - t0 for e in kinds.get("autoencoder", [])]
     assert any(50_000 <= start <= 56_000 for start in flagged), flagged
+    # one incident per real-world event: the stopped car opens one, and it clears once the car is gone
+    stopped = [i for i in incidents if i["kind"] == "stopped_vehicle"]
+    assert [i["state"] for i in stopped] == ["open", "cleared"], stopped
+    assert stopped[0]["incident_id"] == f"cam-a:stopped_vehicle:{kinds['stopped_vehicle'][0]['window_start_ms']}"
+    assert stopped[1]["cleared_ms"] - t0 >= 45_000 + 10_000  # its track was last seen at 45 s; 10 s clear time
+    assert stopped[0]["clip_uri"].endswith(".mp4") and stopped[0]["snapshot_uri"].endswith(".jpg")
     assert all(e["model_version"] == "v1" and e["top_cells"] for e in kinds["autoencoder"])
     assert len({e["event_id"] for e in events}) == len(events), "deterministic, unique event ids"
 
 
 def test_normal_traffic_raises_nothing(registry, tmp_path):
-    events = run_job(normal_traffic(1_700_000_000_000, 60, 1000), registry, tmp_path)
-    assert events == []
+    events, incidents = run_job(normal_traffic(1_700_000_000_000, 60, 1000), registry, tmp_path)
+    assert events == [] and incidents == []

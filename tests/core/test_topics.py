@@ -40,8 +40,8 @@ def test_the_sink_stores_or_knowingly_skips_every_record_type_it_reads():
 
 
 def test_a_record_type_without_a_table_fails_at_start_up():
-    new = Topic("incidents.v1", ("Incident",), "camera_id", 2, 1000, "test")
-    with pytest.raises(ValueError, match="no ClickHouse table for .*Incident on incidents.v1"):
+    new = Topic("lane-closures.v1", ("LaneClosure",), "camera_id", 2, 1000, "test")
+    with pytest.raises(ValueError, match="no ClickHouse table for .*LaneClosure on lane-closures.v1"):
         ClickHouseOutput.check_topics([new])
 
 

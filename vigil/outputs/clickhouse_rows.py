@@ -106,6 +106,26 @@ def passage_row(r: dict) -> list:
             r["direction"], ts(r["ts_ms"]), r["speed_kmh"], ts(r["emitted_ts_ms"])]
 
 
+INCIDENT_COLUMNS = ["incident_id", "revision", "camera_id", "kind", "state", "severity", "zones", "track_ids",
+                    "event_ids", "opened", "updated", "cleared", "score", "threshold", "snapshot_uri", "clip_uri",
+                    "detection_suspended", "emitted_ts"]
+
+
+def incident_row(r: dict) -> list:
+    return [r["incident_id"], r["revision"], r["camera_id"], r["kind"], r["state"], r["severity"], r["zones"],
+            r["track_ids"], r["event_ids"], ts(r["opened_ms"]), ts(r["updated_ms"]),
+            None if r["cleared_ms"] is None else ts(r["cleared_ms"]), r["score"], r["threshold"], r["snapshot_uri"],
+            r["clip_uri"], r["detection_suspended"], ts(r["emitted_ts_ms"])]
+
+
+VERDICT_COLUMNS = ["verdict_id", "incident_id", "camera_id", "kind", "zones", "verdict", "reason", "actor", "decided"]
+
+
+def verdict_row(r: dict) -> list:
+    return [r["verdict_id"], r["incident_id"], r["camera_id"], r["kind"], r["zones"], r["verdict"], r["reason"],
+            r["actor"], ts(r["decided_ms"])]
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -124,6 +144,8 @@ TABLES: dict[str, Table] = {
     "ReidMatch": Table("reid_matches", REID_MATCH_COLUMNS, reid_match_row),
     "TrafficBin": Table("traffic_bins", TRAFFIC_BIN_COLUMNS, traffic_bin_row),
     "VehiclePassage": Table("vehicle_passages", PASSAGE_COLUMNS, passage_row),
+    "Incident": Table("incidents", INCIDENT_COLUMNS, incident_row),
+    "IncidentVerdict": Table("incident_verdicts", VERDICT_COLUMNS, verdict_row),
 }
 
 # Record types that travel on a stored topic but are deliberately not stored (heartbeats).
