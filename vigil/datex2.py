@@ -27,9 +27,11 @@ stationary → stationary, unknown → unknown. The schema's `unspecifiedAbnorma
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from lxml import etree
 
@@ -40,7 +42,19 @@ NAMESPACES = {
     "loc": "http://datex2.eu/schema/3/locationReferencing",
     "xsi": "http://www.w3.org/2001/XMLSchema-instance",
 }
+# A SituationPublication's (vigil/datex2_situation.py): the situation namespace instead of roadTrafficData.
+SITUATION_NAMESPACES = {
+    "d2": NAMESPACES["d2"],
+    "com": NAMESPACES["com"],
+    "sit": "http://datex2.eu/schema/3/situation",
+    "loc": NAMESPACES["loc"],
+    "xsi": NAMESPACES["xsi"],
+}
+_PREFIXES = {**NAMESPACES, **SITUATION_NAMESPACES}
 MODEL_BASE_VERSION = "3"
+# The official v3.7 XSDs, outside the repository (../shared/datex2/v3.7/, see its SOURCES.md): they are not ours to
+# redistribute, so they are read from there, by the tests and by whoever wants to check a file.
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datex2" / "v3.7"
 
 BIN_STATUSES = ("ok", "no_activity", "no_data", "camera_offline", "camera_degraded")
 WITHOUT_VALUES = {"no_data": "no frame of the camera was observed in the interval",
@@ -126,7 +140,7 @@ def _number(value: float, decimals: int = 1) -> str:
 
 def _qname(name: str) -> str:
     prefix, _, local = name.partition(":")
-    return f"{{{NAMESPACES[prefix]}}}{local}"
+    return f"{{{_PREFIXES[prefix]}}}{local}"
 
 
 def _add(parent: etree._Element, name: str, text: str | None = None, xsi_type: str | None = None,
@@ -146,8 +160,9 @@ def _multilingual(parent: etree._Element, name: str, text: str, lang: str) -> No
     _add(values, "com:value", text[:1024], lang=lang)
 
 
-def _payload(kind: str, publication_time_ms: int, creator: tuple[str, str], lang: str) -> etree._Element:
-    root = etree.Element(_qname("d2:payload"), nsmap=NAMESPACES)
+def _payload(kind: str, publication_time_ms: int, creator: tuple[str, str], lang: str,
+             nsmap: dict[str, str] = NAMESPACES) -> etree._Element:
+    root = etree.Element(_qname("d2:payload"), nsmap=nsmap)
     root.set(_qname("xsi:type"), kind)
     root.set("lang", lang)
     root.set("modelBaseVersion", MODEL_BASE_VERSION)
@@ -170,6 +185,26 @@ def _serialise(root: etree._Element) -> bytes:
 
 def _now_ms() -> int:
     return int(datetime.datetime.now(datetime.UTC).timestamp() * 1000)
+
+
+@functools.lru_cache(maxsize=4)
+def xml_schema(directory: Path = SCHEMA_DIR) -> etree.XMLSchema:
+    """The official DATEX II v3.7 schema (`DATEXII_3_D2Payload.xsd`, which imports every module by relative file
+    name, so no network is needed), compiled once per folder. FileNotFoundError when the XSDs are not there."""
+    path = Path(directory) / "DATEXII_3_D2Payload.xsd"
+    if not path.exists():
+        raise FileNotFoundError(f"DATEX II v3.7 XSDs not found: {path} does not exist")
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def schema_errors(document: bytes | etree._Element, schema: etree.XMLSchema | None = None) -> list[str]:
+    """Why `document` (a d2:payload, as bytes or parsed) is not valid DATEX II v3.7; [] when it is. `schema` defaults
+    to `xml_schema()`."""
+    schema = schema if schema is not None else xml_schema()
+    root = etree.fromstring(document) if isinstance(document, bytes) else document
+    if schema.validate(root):
+        return []
+    return [str(error) for error in schema.error_log]
 
 
 def _lane_of(lane) -> tuple[str, int]:
