@@ -46,8 +46,9 @@ SUMMARY_QUERIES = {
                "[dateDiff('millisecond', capture_ts, ingest_ts), dateDiff('millisecond', capture_ts, inference_ts), "
                "dateDiff('millisecond', inference_ts, stored_ts), dateDiff('millisecond', capture_ts, stored_ts)] AS values "
                "FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)}) ARRAY JOIN hops AS hop, values AS ms GROUP BY hop ORDER BY hop",
-    "anomalies": "SELECT camera_id, kind, formatDateTime(window_end, '%H:%i:%S') AS at, round(score, 2) AS score, "
-                 "round(threshold, 2) AS threshold, zone, track_ids FROM anomalies FINAL WHERE window_end >= {since:DateTime64(3)} ORDER BY window_end",
+    "incidents": "SELECT camera_id, kind, state, severity, formatDateTime(opened, '%H:%i:%S') AS opened, "
+                 "if(cleared IS NULL, '', formatDateTime(cleared, '%H:%i:%S')) AS cleared, revision, zones, track_ids, "
+                 "length(event_ids) AS raw_events FROM incidents_current WHERE opened >= {since:DateTime64(3)} ORDER BY opened",
     "matches": "SELECT global_id, from_camera_id AS from_camera, from_track_id AS from_track, to_camera_id AS to_camera, "
                "to_track_id AS to_track, round(transit_s, 1) AS transit_s, round(similarity, 3) AS similarity "
                "FROM reid_matches FINAL WHERE to_first_seen >= {since:DateTime64(3)} ORDER BY to_first_seen",
@@ -200,11 +201,11 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {rows} of {published} frames reached ClickHouse after 180s")
                 time.sleep(0.5)
-        with console.status("waiting for the anomaly job's events ..."):
+        with console.status("waiting for the anomaly job's incidents ..."):
             incidents = ("car-park-stopped", "car-park-wrong-way", "room-crowd")
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                found = client.query("SELECT uniqExact(camera_id) FROM anomalies FINAL WHERE camera_id IN {c:Array(String)} AND window_end >= {since:DateTime64(3)}",
+                found = client.query("SELECT uniqExact(camera_id) FROM incidents FINAL WHERE camera_id IN {c:Array(String)} AND opened >= {since:DateTime64(3)}",
                                      parameters={"c": list(incidents), **window}).result_rows[0][0]
                 if found == len(incidents):
                     break
@@ -237,17 +238,21 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                       f"{dropped} dropped as stale, {dead} dead-lettered.")
         titles = {"frames": "Frames and detections per camera", "classes": "Detections per class",
                   "tracks": "Tracks", "latency": "Per-hop latency (capture -> Kafka -> ClickHouse)",
-                  "anomalies": "Anomaly events (events.v1, from the PyFlink job)",
+                  "incidents": "Incidents (incidents.v1: one per real-world event, from the anomaly job's raw events; "
+                               "`vigil incidents`)",
                   "matches": "Cross-camera matches (ReidMatch on events.v1, from the PyFlink re-ID job)",
                   "identities": "Global identities across the hall cameras (tracks_global)",
                   "health": "Camera health (camera-status.v1)"}
         for key, sql in SUMMARY_QUERIES.items():
             _table(console, titles[key], client.query(sql, parameters=window))
         console.rule("[bold]Traffic data (traffic.v1, from the PyFlink traffic job)")
-        _table(console, "Vehicles counted per count line and direction (VehiclePassage)", client.query(
-            "SELECT camera_id, lane, line, if(direction > 0, 'with lane', 'AGAINST lane') AS direction, count() AS vehicles, "
-            "round(avg(speed_kmh), 1) AS mean_kmh FROM vehicle_passages FINAL WHERE ts >= {since:DateTime64(3)} "
-            "GROUP BY camera_id, lane, line, direction ORDER BY camera_id, lane, direction", parameters=window))
+        _table(console, "Vehicles counted per count line, direction and class (VehiclePassage)", client.query(
+            "SELECT p.camera_id, p.lane, p.line, if(p.direction > 0, 'with lane', 'AGAINST lane') AS direction, "
+            "c.name AS class, count() AS vehicles, round(avg(p.speed_kmh), 1) AS mean_kmh FROM "
+            "(SELECT * FROM vehicle_passages FINAL WHERE ts >= {since:DateTime64(3)}) AS p "
+            "LEFT JOIN object_classes AS c ON c.class_id = p.class_id "
+            "GROUP BY p.camera_id, p.lane, p.line, direction, class ORDER BY p.camera_id, p.lane, direction, class",
+            parameters=window))
         until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
         period = {"since": f"{since:%Y-%m-%d %H:%M:00}", "until": f"{until:%Y-%m-%d %H:%M:%S}"}  # whole bins
         _table(console, "car-park, per lane and minute (vigil sql --cookbook lane_minutes --camera car-park)",
@@ -269,7 +274,9 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         console.print("The results stay in " + str(settings.chdb_path) + ". Query them later with:\n"
                       "  .venv/bin/vigil stack up --only clickhouse && .venv/bin/vigil sql \"SELECT ...\" && .venv/bin/vigil stack down\n"
                       "Tables: frames, detections (one row per frame, boxes as arrays), tracks (view), camera_status, "
-                      "anomalies, track_summaries, reid_matches, tracks_global (view), dead_letters, object_classes. "
+                      "anomalies (raw events), incidents (every revision), incident_verdicts, incidents_current (view), "
+                      "track_summaries, reid_matches, tracks_global (view), traffic_bins, vehicle_passages, dead_letters, "
+                      "object_classes. "
                       "Use FINAL for exact counts after replays.\n"
                       "Search them by appearance with the re-ID API: .venv/bin/vigil reid-api --port 18080, then e.g.\n"
                       "  curl -s localhost:18080/identities/<global_id>/trajectory ; curl -s localhost:18080/transit ; "

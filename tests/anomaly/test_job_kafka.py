@@ -1,7 +1,8 @@
 """The anomaly job as deployed: a child process reading detections.v1 from the real broker with KafkaSource and writing
-events.v1 with KafkaSink. Checks the rules end to end, hot reload of a newly approved autoencoder without a restart,
-and resumption from the last checkpoint after SIGKILL without losing events (duplicates share their event id and
-collapse in ClickHouse)."""
+events.v1 and incidents.v1 with KafkaSink. Checks the rules end to end, hot reload of a newly approved autoencoder
+without a restart, resumption from the last checkpoint after SIGKILL without losing events (duplicates share their
+event id and collapse in ClickHouse), and the incidents: one per stopped car, cleared once it drove off, the same
+revisions after the restart, stored with their history, and an operator's rejection counted against the rule."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
+from app.incidents import NOISIEST, IncidentError, publish_verdict, verdict_record
 from jobs.anomaly.synthetic import LANE, as_detection_batch, frame, normal_traffic
 from tests.conftest import running, wait_for_rows
 from vigil.anomaly_model import train
@@ -44,12 +46,12 @@ def produce(settings, frames):
     assert producer.flush(15) == 0
 
 
-def collect(consumer, codec, events, until, timeout_s=180):
+def collect(consumer, codec, events, until, timeout_s=180, expected="AnomalyEvent"):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not until(events):
         message = consumer.poll(0.5)
         if message is not None and not message.error():
-            events.append(codec.decode(message.value(), expected="AnomalyEvent"))
+            events.append(codec.decode(message.value(), expected=expected))
     return until(events)
 
 
@@ -66,6 +68,8 @@ def test_rules_hot_reload_and_checkpoint_restore(pipeline_settings, tmp_path):
            "VIGIL_FLINK_LIB_DIR": str(settings.flink_lib_dir)}
     codec, events = AvroCodec(), []
     consumer = make_consumer(settings, f"events-{uuid.uuid4().hex[:6]}", [settings.topic("events.v1")])
+    incident_consumer = make_consumer(settings, f"incidents-{uuid.uuid4().hex[:6]}", [settings.topic("incidents.v1")])
+    incidents = []
     t0 = int(time.time() * 1000) - 600_000
     kinds = lambda kind: {tuple(e["track_ids"]) for e in events if e["kind"] == kind}  # noqa: E731
     job = start_job(settings, env, tmp_path, "job-1.log")
@@ -103,7 +107,34 @@ def test_rules_hot_reload_and_checkpoint_restore(pipeline_settings, tmp_path):
             ids = {e["event_id"] for e in events}
             stored = wait_for_rows(settings, "SELECT count() FROM anomalies FINAL WHERE camera_id = {c:String}", len(ids),
                                    timeout_s=60, parameters={"c": CAMERA})
+
+            # 4. incidents: one per stopped car; car 900 drove off at 32 s and its incident cleared
+            def states(found, kind, track):
+                return [i["state"] for i in found if i["kind"] == kind and track in i["track_ids"]]
+            assert collect(incident_consumer, codec, incidents, lambda found: "cleared" in states(found, "stopped_vehicle", 900)
+                           and states(found, "stopped_vehicle", 901) and states(found, "wrong_way", 902),
+                           expected="Incident"), (tmp_path / "job-2.log").read_text()[-3000:]
+            revisions = {}
+            for incident in incidents:  # a revision replayed after the restart is the same revision
+                previous = revisions.setdefault((incident["incident_id"], incident["revision"]), incident)
+                assert (previous["state"], previous["event_ids"]) == (incident["state"], incident["event_ids"])
+            first = next(i for i in incidents if 900 in i["track_ids"])
+            history = wait_for_rows(settings, "SELECT count() FROM incidents FINAL WHERE incident_id = {i:String}",
+                                    max(r for (i, r) in revisions if i == first["incident_id"]), timeout_s=60,
+                                    parameters={"i": first["incident_id"]})
+            assert history >= 2, "open and cleared revisions both kept"
+
+            # 5. the operator rejects it: stored, shown in incidents_current, counted against the rule
+            with pytest.raises(IncidentError, match="needs a reason"):
+                verdict_record(first, "rejected", "op-1", None)
+            publish_verdict(settings, verdict_record(first, "rejected", "op-1", "shadow of a tree"))
+            wait_for_rows(settings, "SELECT count() FROM incidents_current WHERE incident_id = {i:String} "
+                          "AND verdict = 'rejected'", 1, timeout_s=60, parameters={"i": first["incident_id"]})
+            from vigil.store.client import connect
+            noisiest = connect(settings).query(NOISIEST).result_rows
+            assert ("stopped_vehicle", CAMERA, "lane", 1, ["shadow of a tree"]) in [tuple(r) for r in noisiest], noisiest
     finally:
+        incident_consumer.close()
         consumer.close()
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
