@@ -10,6 +10,11 @@ Only the classes Vigil tracks are kept (COCO ids: person 0, bicycle 1, car 2, mo
 NMS runs class-wise. Output is Vigil's detector contract (BOXES/SCORES/CLASSES/COUNT, padded per batch), boxes in
 pixels of the frame as sent. Stateless: any number of instances. A version folder holds `model.onnx` (set-up links
 the pretrained file from ../shared after checking its sha256; `vigil detector-adapt` writes fine-tuned ones).
+
+With the config parameter `raw_model` (a GPU Triton repository rendered by `vigil triton-gpu-repo`), the network
+itself is not run here: the letterboxed tensor goes to that Triton model (the same ONNX in Triton's native
+onnxruntime backend, TensorRT on the GPU) with a BLS call, and only the pre- and post-processing run in this
+python-backend instance (on CPU). No onnxruntime session is created then; the tensor names are read from the ONNX.
 """
 
 import json
@@ -120,21 +125,54 @@ def load_session(path, threads):
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def onnx_tensor_names(path):
+    """(input name, output names) of an ONNX file: its graph inputs that are not initializers (NanoDet's export lists
+    its weights as inputs too), and its graph outputs in order."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ValueError(f"{path}: expected one image input, found {inputs}")
+    return inputs[0], [o.name for o in graph.output]
+
+
 class PretrainedDetector:
     DEFAULTS = {"family": "yolox", "conf_threshold": 0.3, "iou_threshold": 0.45, "max_det": 100,  # noqa: RUF012
-                "threads": 1, "classes": "0,1,2,3,5,7"}
+                "threads": 1, "classes": "0,1,2,3,5,7", "raw_model": ""}
 
     def __init__(self, path, **params):
         p = {**self.DEFAULTS, **params}
         self.family = p["family"]
         self.conf, self.iou, self.max_det = float(p["conf_threshold"]), float(p["iou_threshold"]), int(p["max_det"])
         self.keep_classes = np.array([int(c) for c in str(p["classes"]).split(",") if c.strip()], np.int64)
-        self.session = load_session(path, int(p["threads"]))
-        self.input_name = self.session.get_inputs()[0].name
+        self.raw_model = str(p["raw_model"] or "")
+        if self.raw_model:  # the network runs in another Triton model (BLS); no onnxruntime session here
+            if pb_utils is None:
+                raise RuntimeError(f"raw_model={self.raw_model!r} sends the tensor to another Triton model, which only "
+                                   "works inside Triton's python backend; in-process use needs no raw_model")
+            self.session = None
+            self.input_name, self.output_names = onnx_tensor_names(path)
+        else:
+            self.session = load_session(path, int(p["threads"]))
+            self.input_name = self.session.get_inputs()[0].name
         self.grid = yolox_grid()
 
     def raw(self, tensor):
+        if self.raw_model:
+            return self.raw_bls(tensor)
         return self.session.run(None, {self.input_name: tensor})
+
+    def raw_bls(self, tensor):
+        """The raw outputs from the Triton model `raw_model` (BLS), in the ONNX's output order, on CPU."""
+        response = pb_utils.InferenceRequest(
+            model_name=self.raw_model, inputs=[pb_utils.Tensor(self.input_name, tensor)],
+            requested_output_names=list(self.output_names),
+            preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)).exec()
+        if response.has_error():
+            raise RuntimeError(f"{self.raw_model}: {response.error().message()}")
+        return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in self.output_names]
 
     def candidates(self, rgb):
         """All candidates of one frame in frame pixels (before threshold and NMS): (xyxy, class scores)."""
