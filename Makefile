@@ -44,6 +44,12 @@ $(DEPS)/.java:
 	@command -v java >/dev/null 2>&1 || { echo "installing Java 17 (PyFlink needs it)"; apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
 	@mkdir -p $(DEPS) && touch $@
 
+# Mosquitto (Debian's package): the MQTT broker tests/core/test_mqtt_output.py starts on a free port.
+setup: $(DEPS)/.mosquitto
+$(DEPS)/.mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { echo "installing mosquitto (the MQTT output's tests)"; apt-get update -qq && apt-get install -y -qq mosquitto; }
+	@mkdir -p $(DEPS) && touch $@
+
 $(INSTALLED): requirements.lock pyproject.toml | $(DEPS)/.java
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -r requirements.lock

@@ -18,6 +18,8 @@ from vigil.outputs.base import Output
 from vigil.outputs.clickhouse import ClickHouseOutput
 from vigil.outputs.datex2 import Datex2Output
 from vigil.outputs.kafka import KafkaOutput
+from vigil.outputs.mqtt import MqttOutput
+from vigil.outputs.webhook import WebhookOutput
 from vigil.runtime import DeadLetters, Handler, Incoming, StartupError, StreamService
 from vigil.runtime import main as run_main
 from vigil.topics import CAMERA_STATUS, DEADLETTER, DETECTIONS, EVENTS, FRAMES, INCIDENTS, TOPICS, TRACKS, TRAFFIC
@@ -28,6 +30,8 @@ log = logging.getLogger("vigil.sink")
 OUTPUTS: dict[str, type[Output]] = {
     "clickhouse": ClickHouseOutput,
     "datex2": Datex2Output,
+    "webhook": WebhookOutput,
+    "mqtt": MqttOutput,
 }
 STORED_TOPICS = [FRAMES, DETECTIONS, CAMERA_STATUS, DEADLETTER, TRACKS, EVENTS, TRAFFIC, INCIDENTS]
 
