@@ -6,6 +6,10 @@
   up the down lane and the red car down the up lane.
 - crowd: the person video with, from 52 s to 62 s, three more people composited in from other moments of the same
   footage (pixels that differ from the empty room, shifted sideways so they stand apart): four people in view.
+- slow: the car video with frames 180-240 (the second pass of cars) each shown four times: both cars drive on at a
+  quarter of their speed for 19 s.
+- pedestrian: the car video with a person composited into the down lane from 8 s to 16 s (the person of the person
+  video's 52-60 s, pixels unlike the empty room, moved onto the lane).
 - normal: the untouched videos (false alarms are counted on them).
 Zones for the car camera: the left lane runs down the image, the right lane up (read off the footage); the room camera
 is one pedestrian zone.
@@ -96,6 +100,12 @@ def _composite(base: np.ndarray, background: np.ndarray, extras: list[tuple[np.n
     return out
 
 
+def _paste(base: np.ndarray, frame: np.ndarray, background: np.ndarray, dx: int) -> np.ndarray:
+    """Paste the foreground of `frame` (pixels unlike its empty `background`), shifted by dx, onto another camera's
+    `base` frame."""
+    return _composite(base, background, [(frame, dx)]) if frame.shape == base.shape else base
+
+
 def build(out_dir: Path) -> list[Scenario]:
     out_dir.mkdir(parents=True, exist_ok=True)
     car = _frames(CAR_VIDEO)
@@ -114,18 +124,33 @@ def build(out_dir: Path) -> list[Scenario]:
         if crowd_from <= i / PERSON_FPS < crowd_to else image
         for i, image in enumerate(people)
     ]
+    slow_from, slow_to, slow_factor = 180, 240, 4
+    slow = car[:slow_from] + [image for image in car[slow_from:slow_to + 1] for _ in range(slow_factor)] + car[slow_to + 1:]
+    walk_from, walk_to = 8.0, 16.0  # clip seconds the person is on the carriageway
+    pedestrian = [
+        _paste(image, people[int((52.0 + i / CAR_FPS - walk_from) * PERSON_FPS)], background, dx=-300)
+        if walk_from <= i / CAR_FPS < walk_to else image
+        for i, image in enumerate(car)
+    ]
     scenarios = [
         Scenario("stopped", out_dir / "stopped.mp4", CAR_ZONES, {"stopped_vehicle": [(hold_at / CAR_FPS, hold_at / CAR_FPS + hold_s)]},
                  traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
         Scenario("wrong_way", out_dir / "wrong_way.mp4", CAR_ZONES, {"wrong_way": [(reverse_from / CAR_FPS, (reverse_to + 1) / CAR_FPS)]},
                  traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
         Scenario("crowd", out_dir / "crowd.mp4", ROOM_ZONES, {"crowding": [(crowd_from, crowd_to)]}),
+        Scenario("slow", out_dir / "slow.mp4", CAR_ZONES,
+                 {"slow_vehicle": [(slow_from / CAR_FPS, slow_from / CAR_FPS + (slow_to - slow_from + 1) * slow_factor / CAR_FPS)]},
+                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
+        Scenario("pedestrian", out_dir / "pedestrian.mp4", CAR_ZONES, {"pedestrian": [(walk_from, walk_to)]},
+                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
         Scenario("normal_cars", CAR_VIDEO, CAR_ZONES, traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
         Scenario("normal_people", PERSON_VIDEO, ROOM_ZONES),
     ]
     _write(scenarios[0].path, stopped, CAR_FPS)
     _write(scenarios[1].path, wrong, CAR_FPS)
     _write(scenarios[2].path, crowd, PERSON_FPS)
+    _write(scenarios[3].path, slow, CAR_FPS)
+    _write(scenarios[4].path, pedestrian, CAR_FPS)
     for scenario in scenarios:
         with av.open(str(scenario.path)) as container:
             stream = container.streams.video[0]

@@ -28,12 +28,6 @@ class AnomalySettings(Settings):
     incident_quiet_clear_s: float = Field(30.0, gt=0, description="A camera-wide incident clears when no event joined "
                                                                   "it for this long (s).")
 
-    def incident_settings(self):
-        from jobs.anomaly.incidents import IncidentSettings
-
-        return IncidentSettings(merge_gap_s=self.incident_merge_gap_s, clear_after_s=self.incident_clear_after_s,
-                                quiet_clear_s=self.incident_quiet_clear_s)
-
     @property
     def registry_root(self) -> Path:
         return self.anomaly_registry if str(self.anomaly_registry) not in ("", ".") else self.data_dir / "models" / "anomaly"

@@ -14,6 +14,7 @@ import sys
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 
+from jobs.anomaly.incidents import IncidentSettings
 from jobs.anomaly.job import (BYTES, PICKLED, build_pipeline, decode_detections, encode_event, encode_incident,
                              rule_engines)
 from jobs.anomaly.rules import RuleSettingsError
@@ -46,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     frames = decoded.filter(lambda value: value[0] is not None)
     dead_letter_route(decoded, settings, DETECTIONS, "anomaly-job")
     events, incidents = build_pipeline(frames, zones, str(settings.registry_root), settings.anomaly_window_ms, rules,
-                                       incidents=settings.incident_settings(), frame_store_uri=settings.frame_store_uri)
+                                       incidents=IncidentSettings(merge_gap_s=settings.incident_merge_gap_s,
+                                                                   clear_after_s=settings.incident_clear_after_s,
+                                                                   quiet_clear_s=settings.incident_quiet_clear_s),
+                                       frame_store_uri=settings.frame_store_uri)
     events.map(encode_event, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, EVENTS))
     incidents.map(encode_incident, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, INCIDENTS))
     env.execute("vigil-anomaly")

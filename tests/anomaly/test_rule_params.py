@@ -41,8 +41,8 @@ def test_a_rule_can_be_switched_off_in_one_zone():
 
 @pytest.mark.parametrize("camera_rules, zone_rules, message", [
     ({}, {"stoped_vehicle": {"seconds": 3}},
-     "camera 'cam', zone 'bay': unknown rule 'stoped_vehicle'; valid rules: crowding, loitering, object_left, "
-     "stopped_vehicle, wrong_way"),
+     "camera 'cam', zone 'bay': unknown rule 'stoped_vehicle'; valid rules: "
+     + ", ".join(sorted(rule.kind for rule in RULES))),
     ({}, {"stopped_vehicle": {"seconds": -1}},
      "camera 'cam', zone 'bay', rule 'stopped_vehicle': seconds: Input should be greater than 0 (got -1)"),
     ({}, {"loitering": {"minutes": 2}},

@@ -6,7 +6,7 @@ QoS 1, for traffic-centre dashboards and field systems that speak MQTT rather th
     <VIGIL_MQTT_TOPIC_PREFIX>/<camera_id>/incidents/<incident_id>    with VIGIL_MQTT_RETAIN_STATE: the incident's latest
                                                                      revision, retained; removed when it is cleared
 
-The payload is the webhook's body: {"type": ..., "id": <deterministic delivery id>, "topic": "incidents.v1",
+The payload is the webhook's body: {"type": ..., "id": <deterministic delivery id>, "topic": <the topic>,
 "record": {...}}; a subscriber de-duplicates on "id" (at-least-once: a replay after a crash publishes again).
 Camera and incident ids are percent-encoded in topic levels ('/', '+', '#', '%' and spaces; ':' stays), so a topic
 level is always one level and never a wildcard.

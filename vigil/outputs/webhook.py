@@ -1,6 +1,6 @@
 """The webhook output: each accepted record POSTed as signed JSON to one or more URLs, retried, dead-lettered at last.
 
-Body (UTF-8 JSON):  {"type": "Incident", "id": "<delivery id>", "topic": "incidents.v1", "record": {...}}
+Body (UTF-8 JSON):  {"type": "Incident", "id": "<delivery id>", "topic": "<topic>", "record": {...}}
 
 The delivery id is the record's deterministic id (`<incident_id>:<revision>` for an Incident, `verdict_id` for an
 IncidentVerdict, a hash of the record for other types), so it is the same on every retry and on every replay after a

@@ -8,9 +8,11 @@ from jobs.anomaly.rules.base import Rule, RuleEngine, RuleParams, RuleSettingsEr
 from jobs.anomaly.rules.crowding import Crowding
 from jobs.anomaly.rules.loitering import Loitering
 from jobs.anomaly.rules.object_left import ObjectLeft
+from jobs.anomaly.rules.pedestrian import Pedestrian
+from jobs.anomaly.rules.slow_vehicle import SlowVehicle
 from jobs.anomaly.rules.stopped_vehicle import StoppedVehicle
 from jobs.anomaly.rules.wrong_way import WrongWay
 
-RULES: list[Rule] = [StoppedVehicle(), WrongWay(), Loitering(), ObjectLeft(), Crowding()]
+RULES: list[Rule] = [StoppedVehicle(), WrongWay(), SlowVehicle(), Pedestrian(), Loitering(), ObjectLeft(), Crowding()]
 
 __all__ = ["RULES", "Rule", "RuleEngine", "RuleParams", "RuleSettingsError", "RuleState"]

@@ -24,6 +24,7 @@ from vigil.detections import DetectionFrame, Detections, Position
 from vigil.zones import RuleSettings, Zone
 
 PERSON, CAR = 0, 2
+VEHICLES = frozenset({2, 3, 5, 7})  # COCO car, motorcycle, bus, truck: what stops, queues or drives the wrong way
 ANCHOR = Position.CENTER  # where a track "is", for zones and motion
 HISTORY_SECONDS = 20.0  # track points kept, and how long an unseen track is remembered
 NEIGHBOUR_SEEN_MS = 1000  # a track counts as present near a point if seen this recently

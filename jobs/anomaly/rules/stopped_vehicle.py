@@ -1,10 +1,10 @@
-"""A car in a traffic zone that has hardly moved for a while."""
+"""A vehicle (car, motorcycle, bus, truck) in a traffic zone that has hardly moved for a while."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from jobs.anomaly.rules.base import CAR, Rule, RuleParams
+from jobs.anomaly.rules.base import VEHICLES, Rule, RuleParams
 
 
 class StoppedVehicle(Rule):
@@ -16,7 +16,7 @@ class StoppedVehicle(Rule):
         max_movement_px: float = Field(12.0, gt=0, description="Moved less than this far over those seconds.")
 
     def check_track(self, scene, track_id, track, zone, params):
-        if track.class_id != CAR or zone is None:
+        if track.class_id not in VEHICLES or zone is None:
             return None
         now = scene.ts_ms
         start_ms = track.stayed_put(now, params.seconds, params.max_movement_px)

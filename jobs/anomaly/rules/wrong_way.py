@@ -1,11 +1,11 @@
-"""A track in a traffic zone moving against the zone's direction, fast enough to have one, for a sustained time."""
+"""A vehicle track in a traffic zone moving against the zone's direction, fast enough to have one, for a sustained time."""
 
 from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
 
-from jobs.anomaly.rules.base import Rule, RuleParams
+from jobs.anomaly.rules.base import VEHICLES, Rule, RuleParams
 
 MOTION_WINDOW_MS = 1500  # motion is measured over the last 1.5 s of the track
 
@@ -22,8 +22,8 @@ class WrongWay(Rule):
 
     def check_track(self, scene, track_id, track, zone, params):
         now = scene.ts_ms
-        if zone is None or zone.direction_vector is None:
-            return None
+        if zone is None or zone.direction_vector is None or track.class_id not in VEHICLES:
+            return None  # a person walking up a lane is the pedestrian rule's
         recent = [p for p in track.points if now - p[0] <= MOTION_WINDOW_MS]
         if len(recent) < 2 or recent[-1][0] <= recent[0][0]:
             return None
