@@ -93,7 +93,7 @@ def cmd_demo(args) -> int:
 
 SERVICE_ENTRY_POINTS = {
     "ingest": "services.ingest.service", "infer": "services.infer.service", "reid-embed": "services.reid.service",
-    "sink": "services.sink.service",
+    "sink": "services.sink.service", "evidence": "services.evidence.service",
     "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
     "reid-job": "jobs.reid.__main__", "traffic-job": "jobs.traffic.__main__",
     "traffic-report": "app.traffic_report", "reid-train": "app.reid_build", "reid-api": "services.reid.api",
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
                        ("reid-embed", "run the re-ID embed service (track summaries on tracks.v1)"),
                        ("sink", "run the ClickHouse sink"), ("anomaly-train", "train a camera's autoencoder"),
+                       ("evidence", "run the evidence service (incident snapshots and clips in the frame store)"),
                        ("anomaly-job", "run the PyFlink anomaly job"), ("reid-job", "run the PyFlink re-ID job"),
                        ("traffic-job", "run the PyFlink traffic-data job"),
                        ("traffic-report", "write a camera's traffic report page (HTML)"),

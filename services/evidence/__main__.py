@@ -1,0 +1,5 @@
+import sys
+
+from services.evidence.service import main
+
+sys.exit(main())
