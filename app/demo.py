@@ -89,6 +89,35 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def _print_evidence(console: Console, client, window: dict, stats_file: Path, wait_s: float = 60.0) -> None:
+    """Each incident's snapshot and clip, once the evidence service wrote them (it waits for the post-roll)."""
+    rows = client.query("SELECT incident_id, snapshot_uri, clip_uri FROM incidents_current "
+                        "WHERE opened >= {since:DateTime64(3)} ORDER BY opened", parameters=window).result_rows
+    if not rows:
+        return
+    deadline = time.monotonic() + wait_s
+    with console.status("waiting for the evidence service's snapshots and clips ..."):
+        while time.monotonic() < deadline:
+            written = sum(1 for _, snapshot, clip in rows if _exists(snapshot) and _exists(clip))
+            if written == len(rows):
+                break
+            time.sleep(1)
+    for incident_id, snapshot, clip in rows:
+        state = "" if _exists(clip) else " [yellow](not written yet)[/yellow]"
+        console.print(f"  {incident_id}\n    snapshot [cyan]{snapshot.removeprefix('file://')}[/cyan]\n"
+                      f"    clip     [cyan]{clip.removeprefix('file://')}[/cyan]{state}")
+    counts = _read_json(stats_file)
+    counts = counts.get("evidence", counts)  # the handler's counters, wherever the runtime nests them
+    console.print(f"  evidence service: {counts.get('evidence_written', 0)} incidents' evidence written, "
+                  f"{counts.get('clips_short', 0)} clips shorter than pre+post-roll")
+
+
+def _exists(uri: str) -> bool:
+    from urllib.parse import urlparse
+
+    return uri.startswith("file://") and Path(urlparse(uri).path).exists()
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -125,7 +154,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         {"id": cam, "url": str(path), "fps": fps, "pace": "native", "speed": speed, "zones": zones,
          **({"site": "hall"} if cam.startswith("hall-") else {}), **({"traffic": traffic} if traffic else {})}
         for cam, path, zones, traffic in demo_cameras], "links": hall["links"]}))
-    stats = {name: work / f"{name}.json" for name in ("ingest", "infer", "reid", "sink")}
+    stats = {name: work / f"{name}.json" for name in ("ingest", "infer", "reid", "sink", "evidence")}
     for path in stats.values():
         path.unlink(missing_ok=True)
 
@@ -159,6 +188,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         spawn("sink", "services.sink", ["--stats-file", str(stats["sink"])])
         spawn("infer", "services.infer", ["--stats-file", str(stats["infer"])])
         spawn("reid", "services.reid", ["--stats-file", str(stats["reid"])])  # re-ID embedding, behind detections
+        spawn("evidence", "services.evidence", ["--stats-file", str(stats["evidence"])])  # incident snapshots, clips
         spawn("anomaly-job", "jobs.anomaly", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints")])
         spawn("reid-job", "jobs.reid", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints-reid")])
         spawn("traffic-job", "jobs.traffic", ["--cameras", str(cameras_file), "--checkpoint-dir",
@@ -180,7 +210,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 for cam, bar in bars.items():
                     progress.update(bar, completed=ingest.get(cam, {}).get("frames_published", 0))
                 progress.update(stored, completed=_read_json(stats["sink"]).get("stored", {}).get("detections", 0))
-                for name in ("sink", "infer", "reid", *JOBS):
+                for name in ("sink", "infer", "reid", "evidence", *JOBS):
                     if procs[name].poll() is not None:
                         raise RuntimeError(f"{name} exited early; see {logs / (name + '.log')}")
                 time.sleep(0.5)
@@ -245,6 +275,8 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                   "health": "Camera health (camera-status.v1)"}
         for key, sql in SUMMARY_QUERIES.items():
             _table(console, titles[key], client.query(sql, parameters=window))
+            if key == "incidents":
+                _print_evidence(console, client, window, stats["evidence"])
         console.rule("[bold]Traffic data (traffic.v1, from the PyFlink traffic job)")
         _table(console, "Vehicles counted per count line, direction and class (VehiclePassage)", client.query(
             "SELECT p.camera_id, p.lane, p.line, if(p.direction > 0, 'with lane', 'AGAINST lane') AS direction, "
@@ -283,7 +315,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                       "open http://127.0.0.1:18080/docs")
         return 0
     finally:
-        for name in ("ingest", *JOBS, "infer", "reid", "sink"):
+        for name in ("ingest", *JOBS, "infer", "reid", "evidence", "sink"):
             proc = procs.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
