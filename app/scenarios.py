@@ -69,6 +69,7 @@ class Scenario:
     seconds: float = 0.0
     traffic: TrafficGeometry | None = None
     detector: str | None = None  # Triton detector for the clip's camera (None: infer's default)
+    objects: dict = field(default_factory=dict)  # kind -> real-world events in each injection (default 1)
 
 
 def _frames(path: Path):
@@ -110,7 +111,11 @@ def build(out_dir: Path) -> list[Scenario]:
     out_dir.mkdir(parents=True, exist_ok=True)
     car = _frames(CAR_VIDEO)
     hold_at, hold_s = 200, 10.0
-    stopped = car[:hold_at] + [car[hold_at]] * int(hold_s * CAR_FPS) + car[hold_at:]
+    # the held frame carries fresh sensor noise each time, as a live camera's picture of a stopped car does (an exact
+    # repeat is a frozen stream, the frozen-picture rule's case)
+    noise = np.random.default_rng(7)
+    stopped = (car[:hold_at] + [np.clip(car[hold_at] + noise.normal(0, 2.0, car[hold_at].shape), 0, 255).astype(np.uint8)
+                                for _ in range(int(hold_s * CAR_FPS))] + car[hold_at:])
     reverse_from, reverse_to = 180, 240
     wrong = car[:reverse_from] + car[reverse_from:reverse_to + 1][::-1] + car[reverse_to + 1:]
     people = _frames(PERSON_VIDEO)
@@ -134,13 +139,13 @@ def build(out_dir: Path) -> list[Scenario]:
     ]
     scenarios = [
         Scenario("stopped", out_dir / "stopped.mp4", CAR_ZONES, {"stopped_vehicle": [(hold_at / CAR_FPS, hold_at / CAR_FPS + hold_s)]},
-                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
+                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR, objects={"stopped_vehicle": 2}),
         Scenario("wrong_way", out_dir / "wrong_way.mp4", CAR_ZONES, {"wrong_way": [(reverse_from / CAR_FPS, (reverse_to + 1) / CAR_FPS)]},
-                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
+                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR, objects={"wrong_way": 2}),
         Scenario("crowd", out_dir / "crowd.mp4", ROOM_ZONES, {"crowding": [(crowd_from, crowd_to)]}),
         Scenario("slow", out_dir / "slow.mp4", CAR_ZONES,
                  {"slow_vehicle": [(slow_from / CAR_FPS, slow_from / CAR_FPS + (slow_to - slow_from + 1) * slow_factor / CAR_FPS)]},
-                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
+                 traffic=CAR_TRAFFIC, detector=CAR_DETECTOR, objects={"slow_vehicle": 2}),
         Scenario("pedestrian", out_dir / "pedestrian.mp4", CAR_ZONES, {"pedestrian": [(walk_from, walk_to)]},
                  traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
         Scenario("normal_cars", CAR_VIDEO, CAR_ZONES, traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),

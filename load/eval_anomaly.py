@@ -53,7 +53,7 @@ def score(scenarios: list[Scenario], run: dict, clock: str) -> dict:
     normal_hours = sum(s.seconds for s in scenarios if not s.injected) / 3600
     report = {}
     for kind in kinds:
-        injections, caught, per_caught, rule_delay, processing = 0, 0, [], [], []
+        injections, caught, per_caught, real_events, rule_delay, processing = 0, 0, [], [], [], []
         false_alarms = unexpected = 0
         for scenario in scenarios:
             anchor = run["first_capture_ms"].get(scenario.name)
@@ -70,6 +70,7 @@ def score(scenarios: list[Scenario], run: dict, clock: str) -> dict:
                 if hits:
                     caught += 1
                     per_caught.append(len(hits))
+                    real_events.append(scenario.objects.get(kind, 1))
                     r, i = min(hits, key=lambda hit: hit[1]["updated_ms"])
                     rule_delay.append((i["updated_ms"] - start_ms) / 1000)
                     if clock == "wall":
@@ -81,6 +82,7 @@ def score(scenarios: list[Scenario], run: dict, clock: str) -> dict:
             "injections": injections, "caught": caught,
             "detection_rate": round(caught / injections, 3) if injections else None,
             "incidents_per_caught_injection": per_caught,
+            "real_events_per_caught_injection": real_events,
             "false_alarms_on_normal": false_alarms,
             "false_alarms_per_camera_hour": round(false_alarms / normal_hours, 2) if normal_hours else None,
             "unexpected_on_other_scenarios": unexpected,

@@ -31,9 +31,9 @@ KINDS = ["stopped_vehicle", "wrong_way", "crowding", "slow_vehicle", "pedestrian
 def test_each_injection_is_caught_as_one_incident_in_time(scenario_report, kind):
     found = scenario_report["kinds"][kind]
     assert found["detection_rate"] == 1.0, scenario_report["kinds"]
-    # one incident per real-world event: the stopped scenario's held frame stops two cars, one in each lane
-    expected = {"stopped_vehicle": 2}.get(kind, 1)
-    assert all(n == expected for n in found["incidents_per_caught_injection"]), found
+    # never more incidents than real-world events (two cars stop, two drive the wrong way, two are slowed: up to two)
+    pairs = zip(found["incidents_per_caught_injection"], found["real_events_per_caught_injection"])
+    assert all(1 <= incidents <= real for incidents, real in pairs), found
     assert all(delay <= 10 + 10 for delay in found["rule_delay_s"]), found  # within the rule's time + 10 s
 
 
