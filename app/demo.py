@@ -46,8 +46,8 @@ SUMMARY_QUERIES = {
                "[dateDiff('millisecond', capture_ts, ingest_ts), dateDiff('millisecond', capture_ts, inference_ts), "
                "dateDiff('millisecond', inference_ts, stored_ts), dateDiff('millisecond', capture_ts, stored_ts)] AS values "
                "FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)}) ARRAY JOIN hops AS hop, values AS ms GROUP BY hop ORDER BY hop",
-    "incidents": "SELECT camera_id, kind, state, severity, formatDateTime(opened, '%H:%i:%S') AS opened, "
-                 "if(cleared IS NULL, '', formatDateTime(cleared, '%H:%i:%S')) AS cleared, revision, zones, track_ids, "
+    "incidents": "SELECT camera_id, kind, state, severity, formatDateTime(opened, '%H:%i:%S') AS opened_at, "
+                 "if(cleared IS NULL, '', formatDateTime(cleared, '%H:%i:%S')) AS cleared_at, revision, zones, track_ids, "
                  "length(event_ids) AS raw_events FROM incidents_current WHERE opened >= {since:DateTime64(3)} ORDER BY opened",
     "matches": "SELECT global_id, from_camera_id AS from_camera, from_track_id AS from_track, to_camera_id AS to_camera, "
                "to_track_id AS to_track, round(transit_s, 1) AS transit_s, round(similarity, 3) AS similarity "
