@@ -50,6 +50,22 @@ $(DEPS)/.mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { echo "installing mosquitto (the MQTT output's tests)"; apt-get update -qq && apt-get install -y -qq mosquitto; }
 	@mkdir -p $(DEPS) && touch $@
 
+# The operator console's browser test drives Debian's chromium with Playwright (the pip package's driver only: it
+# cannot download a browser here), and /docs serves Swagger UI from npm (pinned in services/console/assets, with its
+# lockfile; installed without running package scripts).
+CONSOLE_UI := $(DEPS)/console-ui/node_modules/swagger-ui-dist/swagger-ui-bundle.js
+setup: $(DEPS)/.chromium $(CONSOLE_UI)
+$(DEPS)/.chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (the console's browser test)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@mkdir -p $(DEPS) && touch $@
+
+$(CONSOLE_UI): services/console/assets/package.json services/console/assets/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "installing npm (Swagger UI for the console)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	@mkdir -p $(DEPS)/console-ui
+	cp services/console/assets/package.json services/console/assets/package-lock.json $(DEPS)/console-ui/
+	cd $(DEPS)/console-ui && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 $(INSTALLED): requirements.lock pyproject.toml | $(DEPS)/.java
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -r requirements.lock

@@ -97,6 +97,7 @@ SERVICE_ENTRY_POINTS = {
     "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
     "reid-job": "jobs.reid.__main__", "traffic-job": "jobs.traffic.__main__",
     "traffic-report": "app.traffic_report", "reid-train": "app.reid_build", "reid-api": "services.reid.api",
+    "console": "services.console.app", "console-user": "services.console.users",
 }
 
 
@@ -184,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("traffic-job", "run the PyFlink traffic-data job"),
                        ("traffic-report", "write a camera's traffic report page (HTML)"),
                        ("reid-train", "train the learned re-ID embedder on stored tracks"),
-                       ("reid-api", "serve the re-ID search API (FastAPI)")):
+                       ("reid-api", "serve the re-ID search API (FastAPI)"),
+                       ("console", "serve the operator console (live tiles, incident queue, verdicts)"),
+                       ("console-user", "add, list or remove operator-console users (argon2id hashes)")):
         service = sub.add_parser(name, help=text, add_help=False)
         service.add_argument("rest", nargs=argparse.REMAINDER)
         service.set_defaults(func=cmd_service)

@@ -1,0 +1,1 @@
+"""The operator console: live camera tiles, the incident queue and operators' verdicts (`vigil console`)."""

@@ -1,0 +1,3 @@
+from services.console.app import main
+
+raise SystemExit(main())
