@@ -161,3 +161,53 @@ def build(out_dir: Path) -> list[Scenario]:
             stream = container.streams.video[0]
             scenario.seconds = float(stream.frames / stream.average_rate)
     return scenarios
+
+
+# Bad video (issue 12), cut from the car footage from BAD_VIDEO_FROM s on (clip time), the truth of each clip:
+# - frozen: the frame at 8 s repeated exactly for 15 s (the stream froze), then the footage goes on;
+# - blur: from 8 s to the end, every frame defocused (Gaussian blur, sigma 4 px);
+# - low_contrast: from 8 s to the end, fog: each frame blended 70 % into light grey (30 % of its contrast left);
+# - camera_moved: from 8 s to the end, the view shifted 60 px right (the edge it uncovers mirrored in); from 16 s the
+#   frame is held for 10 s with sensor noise as in the stopped clip (two cars stop mid-lane), which must raise no
+#   stopped_vehicle: the moved camera's lane rules are suspended.
+# The frozen clip's repeats are exact before encoding; mpeg4's intra refreshes re-quantise them on the way, as a
+# frozen camera's encoder does.
+BAD_VIDEO_FROM = 8.0
+FREEZE_S, BLUR_SIGMA, FOG_KEEP, FOG_GREY, MOVE_PX = 15.0, 4.0, 0.3, 204, (60, 0)
+
+
+def _defocus(image: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA)
+
+
+def _fog(image: np.ndarray) -> np.ndarray:
+    return (image.astype(np.float32) * FOG_KEEP + FOG_GREY * (1 - FOG_KEEP)).round().astype(np.uint8)
+
+
+def _moved(image: np.ndarray) -> np.ndarray:
+    shift = np.float32([[1, 0, MOVE_PX[0]], [0, 1, MOVE_PX[1]]])
+    return cv2.warpAffine(image, shift, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REFLECT)
+
+
+def build_bad_video(out_dir: Path) -> list[Scenario]:
+    """The four bad-video scenarios (frozen, blur, low_contrast, camera_moved), written to `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    car = _frames(CAR_VIDEO)
+    at = round(BAD_VIDEO_FROM * CAR_FPS)  # frame 100
+    frozen = car[:at] + [car[at]] * round(FREEZE_S * CAR_FPS) + car[at:]
+    blurred = car[:at] + [_defocus(image) for image in car[at:]]
+    foggy = car[:at] + [_fog(image) for image in car[at:]]
+    hold_at, hold_s = 200, 10.0  # the stopped clip's held frame: two cars mid-lane, a live picture (sensor noise)
+    noise = np.random.default_rng(7)
+    held = [np.clip(car[hold_at] + noise.normal(0, 2.0, car[hold_at].shape), 0, 255).astype(np.uint8)
+            for _ in range(round(hold_s * CAR_FPS))]
+    moved = [*car[:at], *map(_moved, car[at:hold_at]), *map(_moved, held), *map(_moved, car[hold_at:])]
+    clips = {"frozen": frozen, "blur": blurred, "low_contrast": foggy, "camera_moved": moved}
+    scenarios = []
+    for kind, frames in clips.items():
+        end = BAD_VIDEO_FROM + FREEZE_S if kind == "frozen" else len(frames) / CAR_FPS
+        scenario = Scenario(kind, out_dir / f"{kind}.mp4", CAR_ZONES, {kind: [(BAD_VIDEO_FROM, end)]},
+                            seconds=len(frames) / CAR_FPS, traffic=CAR_TRAFFIC, detector=CAR_DETECTOR)
+        _write(scenario.path, frames, CAR_FPS)
+        scenarios.append(scenario)
+    return scenarios

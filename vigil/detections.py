@@ -78,6 +78,31 @@ class Detections:
         return cls(np.asarray(record["xyxy"]).reshape(-1, 4), record["confidence"], record["class_id"], record["track_id"])
 
 
+@dataclass(frozen=True)
+class VideoQuality:
+    """Picture-quality figures of one frame, as ingest measured them (the FrameRef's `quality`; see
+    services/ingest/quality.py): what the bad-video rules judge. The shift figures and similarity are None until ingest has learnt the camera's
+    reference view."""
+
+    sharpness: float  # variance of the Laplacian of a 160 px grey copy
+    contrast: float  # standard deviation of its grey levels
+    still_ms: int = 0  # how long the picture has been frozen (0: live)
+    shift_px: float | None = None  # scene shift against the reference, frame pixels
+    shift_x_px: float | None = None
+    shift_y_px: float | None = None
+    similarity: float | None = None  # structure agreement with the reference at zero shift (1: the same view)
+    detail: float | None = None  # mean gradient over the reference's (fog, blur, darkness: well below 1)
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> "VideoQuality | None":
+        if record is None:
+            return None
+        return cls(**{name: record.get(name) for name in cls.__dataclass_fields__ if name in record})
+
+    def to_record(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
 @dataclass
 class DetectionFrame:
     """One camera frame and its detections: what the stream jobs and training read from a `DetectionBatch`."""
@@ -87,13 +112,15 @@ class DetectionFrame:
     width: int
     height: int
     detections: Detections
+    quality: VideoQuality | None = None  # picture-quality figures (None in records written before FrameRef v2)
 
     @classmethod
     def from_record(cls, record: dict) -> "DetectionFrame":
-        """From a decoded DetectionBatch record (`record["frame"]` holds the frame's camera, capture time and size)."""
+        """From a decoded DetectionBatch record (`record["frame"]` holds the frame's camera, capture time, size and
+        picture-quality figures)."""
         frame = record["frame"]
         return cls(frame["camera_id"], frame["capture_ts_ms"], frame["width"], frame["height"],
-                   Detections.from_record(record))
+                   Detections.from_record(record), VideoQuality.from_record(frame.get("quality")))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -40,11 +40,14 @@ PRESENCE_EVERY_MS = 1000  # how often the rules stage tells the incident stage w
 
 
 class Presence(NamedTuple):
-    """The tracks a camera's frames showed since the last Presence, up to `ts_ms` (its event time)."""
+    """The tracks a camera's frames showed since the last Presence, up to `ts_ms` (its event time), and whether its
+    lane rules are suspended then (`RuleState.suspended`: camera moved or frozen; the rules stage sends a Presence at
+    once when that changes, ahead of the frame's events)."""
 
     camera_id: str
     ts_ms: int
     track_ids: tuple
+    suspended: bool = False
 
 
 class IncidentSettings(BaseModel):
@@ -84,14 +87,14 @@ class OpenIncident:
     event_ids: list = field(default_factory=list)
     last_seen_ms: int = 0  # latest frame time any of its tracks was seen (track incidents)
 
-    def record(self, state: str, now_ms: int, cleared_ms: int | None = None) -> dict:
+    def record(self, state: str, now_ms: int, cleared_ms: int | None = None, suspended: bool = False) -> dict:
         lasting = max(self.updated_ms, self.last_seen_ms) - self.opened_ms
         return dict(incident_id=self.incident_id, revision=self.revision, camera_id=self.camera_id, kind=self.kind,
                     state=state, severity=severity(self.kind, self.score, self.threshold, lasting),
                     zones=list(self.zones), track_ids=list(self.track_ids), event_ids=list(self.event_ids),
                     opened_ms=self.opened_ms, updated_ms=self.updated_ms, cleared_ms=cleared_ms,
                     score=float(self.score), threshold=float(self.threshold), snapshot_uri=self.snapshot_uri,
-                    clip_uri=self.clip_uri, detection_suspended=False, emitted_ts_ms=now_ms)
+                    clip_uri=self.clip_uri, detection_suspended=suspended, emitted_ts_ms=now_ms)
 
 
 @dataclass
@@ -102,6 +105,7 @@ class IncidentBook:
     settings: IncidentSettings = field(default_factory=IncidentSettings)
     open: dict = field(default_factory=dict)  # incident_id -> OpenIncident
     merged: dict = field(default_factory=dict)  # event_id -> incident_id, for events already folded in (replays)
+    suspended: bool = False  # its lane rules are suspended (the latest Presence): revisions say detection_suspended
 
     def _match(self, event: dict) -> OpenIncident | None:
         gap_ms = self.settings.merge_gap_s * 1000
@@ -140,11 +144,12 @@ class IncidentBook:
         if event.get("zone") is not None and event["zone"] not in incident.zones:
             incident.zones.append(event["zone"])
         self.merged[event["event_id"]] = incident.incident_id
-        return [incident.record(state, now_ms)]
+        return [incident.record(state, now_ms, suspended=self.suspended)]
 
-    def seen(self, ts_ms: int, track_ids, now_ms: int) -> list[dict]:
+    def seen(self, ts_ms: int, track_ids, now_ms: int, suspended: bool | None = None) -> list[dict]:
         """The camera's frames up to `ts_ms` showed `track_ids`: refresh incidents holding them, and clear those
-        whose evidence has gone (their revisions)."""
+        whose evidence has gone (their revisions). `suspended` (None: unchanged) is whether the camera's lane rules
+        are suspended now; when it changes, every incident still open gets a revision saying so."""
         present, cleared = set(track_ids), []
         for incident_id, incident in list(self.open.items()):
             if incident.track_ids:
@@ -157,10 +162,15 @@ class IncidentBook:
                 since = incident.updated_ms
             if ts_ms - since >= quiet_ms:
                 incident.revision += 1
-                cleared.append(incident.record("cleared", now_ms, cleared_ms=ts_ms))
+                cleared.append(incident.record("cleared", now_ms, cleared_ms=ts_ms, suspended=self.suspended))
                 del self.open[incident_id]
         if cleared:  # forget merged event ids of incidents long gone (a replay that far back re-opens nothing new)
             live = set(self.open)
             horizon = ts_ms - 10 * self.settings.merge_gap_s * 1000
             self.merged = {e: i for e, i in self.merged.items() if i in live or int(i.rsplit(":", 1)[1]) >= horizon}
-        return cleared
+        if suspended is None or suspended == self.suspended:
+            return cleared
+        self.suspended = suspended
+        for incident in self.open.values():
+            incident.revision += 1
+        return cleared + [incident.record("updated", now_ms, suspended=suspended) for incident in self.open.values()]

@@ -76,14 +76,19 @@ class Rules(KeyedProcessFunction):
         engine.state = self.rule_state.value() or RuleState()
         events = engine.observe(frame)
         self.rule_state.update(engine.state)
-        yield from events
-        # which tracks the camera showed, once a second of its event time, for the incident stage's clearing
-        last_ts, seen = self.presence.value() or (None, set())
+        # which tracks the camera showed, once a second of its event time, for the incident stage's clearing, and
+        # whether its lane rules are suspended (camera moved, frozen): at once when that changes, ahead of the events
+        suspended = engine.state.suspended_since_ms is not None
+        last_ts, seen, *was_suspended = self.presence.value() or (None, set(), False)
         seen |= {int(t) for t in frame.detections.tracker_id if t >= 0}
-        if last_ts is None or frame.ts_ms - last_ts >= PRESENCE_EVERY_MS:
-            yield Presence(camera_id, int(frame.ts_ms), tuple(sorted(seen)))
+        if was_suspended != [suspended]:
+            yield Presence(camera_id, int(frame.ts_ms), tuple(sorted(seen)), suspended)
             last_ts, seen = int(frame.ts_ms), set()
-        self.presence.update((last_ts, seen))
+        yield from events
+        if last_ts is None or frame.ts_ms - last_ts >= PRESENCE_EVERY_MS:
+            yield Presence(camera_id, int(frame.ts_ms), tuple(sorted(seen)), suspended)
+            last_ts, seen = int(frame.ts_ms), set()
+        self.presence.update((last_ts, seen, suspended))
 
 
 def incident_uris(frame_store_uri: str):
@@ -110,7 +115,7 @@ class Incidents(KeyedProcessFunction):
         book.settings = self.settings  # settings come from the job's start, not the checkpoint
         now_ms = int(time.time() * 1000)
         if isinstance(value, Presence):
-            revisions = book.seen(value.ts_ms, value.track_ids, now_ms)
+            revisions = book.seen(value.ts_ms, value.track_ids, now_ms, value.suspended)
         else:
             revisions = book.observe(value, now_ms, self.uris)
         self.book.update(book)

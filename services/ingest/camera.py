@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import av
 import cv2
 
+from services.ingest.quality import QualityMeter
 from services.ingest.settings import IngestSettings
 from vigil.cameras import Camera
 from vigil.sampling import Sampler
@@ -39,11 +40,12 @@ class CameraWorker:
     def __init__(self, camera: Camera, settings: IngestSettings, publish_frame, publish_status):
         self.camera = camera
         self.settings = settings
-        self.publish_frame = publish_frame  # (camera, sequence, capture_ts_ms, bgr ndarray) -> None
+        self.publish_frame = publish_frame  # (camera, sequence, capture_ts_ms, bgr ndarray, quality dict) -> None
         self.publish_status = publish_status  # (camera_id, counters, actual_fps) -> None
         self.counters = CameraCounters()
         self.sequence = 0
         self.finished = threading.Event()
+        self.quality = QualityMeter()  # the camera's picture-quality figures; its reference view outlives reconnects
 
     # --- health ----------------------------------------------------------------------------------------------
     def _set_state(self, state: str, message: str | None = None) -> None:
@@ -157,11 +159,20 @@ class CameraWorker:
                     if delay > 0 and stop.wait(delay):
                         return None
                 capture_ms = now_ms() if self.camera.clock == "wall" else self.anchor_ms + int(t * 1000)
-                self.publish_frame(self.camera, self.sequence, capture_ms, frame.to_ndarray(format="bgr24"))
+                bgr = frame.to_ndarray(format="bgr24")
+                self.publish_frame(self.camera, self.sequence, capture_ms, bgr, self._quality(bgr, capture_ms))
                 self.sequence += 1
                 self.counters.frames_published += 1
                 self.maybe_report()
         return last_t + 1.0 / rate
+
+    def _quality(self, bgr, capture_ms: int) -> dict | None:
+        """The frame's VideoQuality figures; None (the frame still goes out) if measuring fails."""
+        try:
+            return self.quality.measure(bgr, capture_ms)
+        except Exception:  # a measurement bug must never stop the camera
+            log.exception("camera %s: picture-quality measurement failed", self.camera.id)
+            return None
 
 
 def encode_jpeg(bgr, quality: int) -> bytes:

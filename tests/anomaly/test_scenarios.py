@@ -1,11 +1,14 @@
 """Injected anomalies in the real footage, through the whole pipeline (ingest → Triton → anomaly job on Kafka →
 incidents.v1): the stopped cars, the wrong-way cars, the slowed cars, the pedestrian on the carriageway and the
 composited crowd each become incidents, one per real-world event, and normal playback (~2.8 min of footage) raises
-none."""
+none. Bad video too: the frozen, blurred, foggy and moved car camera each become one incident within the rule's time +
+10 s, and the moved camera's two stopped cars raise none (its lane rules are suspended; its incident says
+detection_suspended)."""
 
 import pytest
 
-from app.scenarios import build
+from app.scenarios import build, build_bad_video
+from jobs.anomaly.rules import RuleEngine
 from load.eval_anomaly import run_scenarios, score
 
 pytestmark = pytest.mark.slow
@@ -17,13 +20,14 @@ def scenario_report(stack, tmp_path_factory):
 
     settings = isolated_settings(stack)
     work = tmp_path_factory.mktemp("scenarios")
-    scenarios = [s for s in build(work / "clips") if s.name in SCENARIOS]
+    scenarios = [s for s in build(work / "clips") + build_bad_video(work / "clips") if s.name in SCENARIOS]
     # video clock: capture times follow the footage, so the clips can be replayed as fast as possible
     run = run_scenarios(settings, scenarios, work / "run", pace="fast", clock="video", job_warmup_s=0, settle_s=25)
     return score(scenarios, run, clock="video")
 
 
-SCENARIOS = {"stopped", "wrong_way", "crowd", "slow", "pedestrian", "normal_cars", "normal_people"}
+BAD_VIDEO = ["frozen", "blur", "low_contrast", "camera_moved"]
+SCENARIOS = {"stopped", "wrong_way", "crowd", "slow", "pedestrian", "normal_cars", "normal_people", *BAD_VIDEO}
 KINDS = ["stopped_vehicle", "wrong_way", "crowding", "slow_vehicle", "pedestrian"]
 
 
@@ -41,3 +45,16 @@ def test_normal_playback_raises_no_incident(scenario_report):
     false_alarms = {k: v["false_alarms_on_normal"] for k, v in scenario_report["kinds"].items() if v["false_alarms_on_normal"]}
     assert not false_alarms, [(i["camera_id"], i["kind"], i["track_ids"]) for i in scenario_report["incidents"]
                               if i["camera_id"].startswith("normal")]
+
+
+@pytest.mark.parametrize("kind", BAD_VIDEO)
+def test_bad_video_is_one_incident_within_the_rule_time(scenario_report, kind):
+    found = scenario_report["kinds"][kind]
+    assert found["detection_rate"] == 1.0 and found["incidents_per_caught_injection"] == [1], found
+    assert found["rule_delay_s"][0] <= RuleEngine(kind).settings[kind][0].seconds + 10, found
+    assert found["unexpected_on_other_scenarios"] == 0 and found["false_alarms_on_normal"] == 0, found
+
+
+def test_the_moved_camera_raises_no_lane_incident_and_says_detection_suspended(scenario_report):
+    moved = [i for i in scenario_report["incidents"] if i["camera_id"] == "camera_moved"]
+    assert [(i["kind"], i["detection_suspended"]) for i in moved] == [("camera_moved", True)], moved

@@ -17,6 +17,8 @@ REQUIRED = {"FrameRef", "DetectionBatch", "CameraStatus", "AnomalyEvent", "ReidM
 FRAME = dict(frame_id="cam-1:7:1700000000000", camera_id="cam-1", capture_ts_ms=1_700_000_000_000, sequence=7,
              width=768, height=432, encoding="jpeg", uri="file:///frames/cam-1/7.jpg", ingest_ts_ms=1_700_000_000_020,
              trace_context={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+QUALITY = dict(sharpness=180.5, contrast=11.75, still_ms=0, shift_px=3.5, shift_x_px=3.5, shift_y_px=0.0, similarity=0.875,
+               detail=1.25)
 
 
 def _walk_fields(schema):
@@ -79,8 +81,8 @@ def _strip_logical(record):
 
 def test_detection_batch_sample_round_trips_with_single_object_encoding():
     codec = AvroCodec()
-    batch = dict(batch_id=FRAME["frame_id"], frame=FRAME, model_name="motion_detector", model_version="1",
-                 xyxy=[10.0, 20.0, 110.0, 220.0], class_id=[2], confidence=[0.75], track_id=[3],
+    batch = dict(batch_id=FRAME["frame_id"], frame={**FRAME, "quality": QUALITY}, model_name="motion_detector",
+                 model_version="1", xyxy=[10.0, 20.0, 110.0, 220.0], class_id=[2], confidence=[0.75], track_id=[3],
                  inference_ts_ms=1_700_000_000_050, ended_track_ids=[1])
     data = codec.encode("DetectionBatch", batch)
     assert data[:2] == b"\xc3\x01" and data[2:10] == contracts()["DetectionBatch"].fingerprint
@@ -99,7 +101,48 @@ def test_detection_batch_written_before_ended_track_ids_decodes_with_none_ended(
     buffer = io.BytesIO()
     buffer.write(b"\xc3\x01" + old.fingerprint)
     fastavro.schemaless_writer(buffer, old.parsed, record)
-    assert AvroCodec().decode(buffer.getvalue(), expected="DetectionBatch") == {**record, "ended_track_ids": []}
+    assert AvroCodec().decode(buffer.getvalue(), expected="DetectionBatch") == {
+        **record, "frame": {**FRAME, "quality": None}, "ended_track_ids": []}
+
+
+def _released(name: str, version: int):
+    from vigil.schemas import Contract
+
+    everything = {c.name: c.schema for c in contracts().values()}
+    path, released = next((p, s) for p, s in released_snapshots()[name] if p.stem.endswith(f".v{version}"))
+    standalone = inline_references(released, everything)
+    return Contract(path.stem, standalone, parse(standalone))
+
+
+def test_frame_ref_written_before_quality_decodes_with_no_quality():
+    """FrameRefs and DetectionBatches ingest and infer wrote before FrameRef v2 (no `quality`) still decode, with the
+    picture-quality figures null: the bad-video rules then judge nothing on them."""
+    for name, version, record in (("FrameRef", 1, FRAME),
+                                  ("DetectionBatch", 2, {"batch_id": FRAME["frame_id"], "frame": FRAME,
+                                                         "model_name": "m", "model_version": "1", "xyxy": [],
+                                                         "class_id": [], "confidence": [], "track_id": [],
+                                                         "inference_ts_ms": 1, "ended_track_ids": [4]})):
+        old = _released(name, version)
+        buffer = io.BytesIO()
+        buffer.write(b"\xc3\x01" + old.fingerprint)
+        fastavro.schemaless_writer(buffer, old.parsed, record)
+        decoded = AvroCodec().decode(buffer.getvalue(), expected=name)
+        assert (decoded if name == "FrameRef" else decoded["frame"])["quality"] is None
+        assert decoded == ({**record, "quality": None} if name == "FrameRef" else {**record, "frame": {**FRAME, "quality": None}})
+
+
+def test_frame_ref_quality_round_trips_and_is_validated():
+    codec = AvroCodec()
+    frame = {**FRAME, "quality": QUALITY}
+    assert _float32(codec.decode(codec.encode("FrameRef", frame), expected="FrameRef")) == _float32(frame)
+    before_reference = {**QUALITY, "shift_px": None, "shift_x_px": None, "shift_y_px": None, "similarity": None,
+                        "detail": None}
+    assert codec.decode(codec.encode("FrameRef", {**FRAME, "quality": before_reference}))["quality"] == before_reference
+    with pytest.raises(SchemaViolation, match="still_ms"):
+        codec.encode("FrameRef", {**FRAME, "quality": {**QUALITY, "still_ms": "long"}})
+    # the released snapshots are the schemas as released: FrameRef v2 and DetectionBatch v3 are today's
+    assert _released("FrameRef", 2).fingerprint == contracts()["FrameRef"].fingerprint
+    assert _released("DetectionBatch", 3).fingerprint == contracts()["DetectionBatch"].fingerprint
 
 
 def test_record_that_breaks_its_schema_is_rejected_with_the_field_named():

@@ -5,6 +5,14 @@ zone's membership of every anchor point at once, then for each tracked detection
 then runs the per-frame hooks. A rule fires at most once per track (camera-wide rules keep their own cool-down), with
 a deterministic event id so replays de-duplicate.
 
+Picture rules (`picture = True`: the bad-video rules, camera-wide, on the frame's `VideoQuality`) run first on each
+frame. While one of them holds the camera's detection suspended (`RuleState.suspended`: an episode of camera moved or
+frozen), the engine asks no per-track rule about the frame (track histories still grow), as NTCIP's
+detectionAutoSuspended: the zones no longer lie where the lanes are, or the picture shows no traffic. The job passes
+that flag on to the incident stage (`Presence.suspended`), which marks the camera's incidents `detection_suspended`
+while it lasts. `RuleState.guarded` holds the per-track rules back too, without the flag: camera moved's first moved
+frames, before its episode fires.
+
 A rule's settings are resolved per zone: the rule's defaults ← the camera's `rules:` ← the zone's `rules:`. Unknown
 rules or bad values fail when the engine is built (the job builds one per camera at start-up).
 """
@@ -20,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from vigil.detections import DetectionFrame, Detections, Position
+from vigil.detections import DetectionFrame, Detections, Position, VideoQuality
 from vigil.zones import RuleSettings, Zone
 
 PERSON, CAR = 0, 2
@@ -76,6 +84,24 @@ class RuleState:
 
     tracks: dict[int, TrackHistory] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)  # rule kind -> that rule's camera-wide memory
+    # picture rule kind -> start (capture ms) of its episode that suspends the per-track rules: the signal
+    suspended: dict = field(default_factory=dict)
+    # picture rule kind -> its latest bad frame: per-track rules held back while an episode may be starting
+    guarded: dict = field(default_factory=dict)
+
+    @property
+    def suspended_since_ms(self) -> int | None:
+        """Since when the camera's per-track (lane) rules are suspended by a bad-video episode (camera moved,
+        frozen), or None: what the job tells the incident stage (`Presence.suspended`)."""
+        return min(self.suspended.values()) if self.suspended else None
+
+    @property
+    def per_track_rules_held(self) -> bool:
+        """No per-track rule is asked about this frame: suspended, or held back by a guard."""
+        return bool(self.suspended or self.guarded)
+
+    def __setstate__(self, state: dict) -> None:  # checkpoints written before these existed restore without them
+        self.__dict__.update({"suspended": {}, "guarded": {}, **state})
 
 
 @dataclass
@@ -89,6 +115,7 @@ class Scene:
     zones: list[Zone]
     inside: np.ndarray  # (zones, n) bool: zone membership of each anchor
     state: RuleState
+    quality: VideoQuality | None = None  # the frame's picture-quality figures (None: not measured)
 
     def __post_init__(self):
         self._holding = self.inside.T.tolist()  # per detection, per zone: inside? (lists: cheap to scan one by one)
@@ -123,12 +150,14 @@ class Rule:
 
     Per-track rules look at a track where it is now: the engine finds the first zone of one of `zone_kinds` holding
     the track's anchor (None if none) and passes that zone's settings. Camera-wide rules (`camera_wide = True`) take
-    their settings from the camera's `rules:` only."""
+    their settings from the camera's `rules:` only. Picture rules (`picture = True`, camera-wide) judge the frame's
+    picture quality; their `check_frame` runs before the per-track rules, which it may suspend."""
 
     kind: ClassVar[str]
     Params: ClassVar[type[RuleParams]] = RuleParams
     zone_kinds: ClassVar[tuple[str, ...]] = ("traffic", "pedestrian", "restricted")
     camera_wide: ClassVar[bool] = False
+    picture: ClassVar[bool] = False
 
     def track_started(self, scene: Scene, track: TrackHistory, zone: Zone | None, params: RuleParams) -> None:
         """A new track appeared (its first point is in `track.points`; it is not in `scene.tracks` yet)."""
@@ -217,8 +246,9 @@ class RuleEngine:
             inside = np.stack([zone.contains(anchors) for zone in self.zones])
         else:
             inside = np.ones((1, len(anchors)), dtype=bool)
-        scene = Scene(self.camera_id, now, detections, anchors, self.areas, inside, self.state)
-        tracks, events = self.state.tracks, []
+        scene = Scene(self.camera_id, now, detections, anchors, self.areas, inside, self.state, frame.quality)
+        tracks, events = self.state.tracks, self._frame_rules(scene, picture=True)
+        suspended = self.state.per_track_rules_held  # camera moved / frozen: no per-track rule is asked now
         for index, (track_id, class_id) in enumerate(zip(detections.tracker_id, detections.class_id)):
             if track_id < 0:
                 continue
@@ -233,6 +263,8 @@ class RuleEngine:
                 track.points.append(point)
                 while now - track.points[0][0] > self.history_ms:
                     track.points.popleft()
+            if suspended:
+                continue
             for rule in self.rules:
                 if rule.kind in track.fired:
                     continue
@@ -241,11 +273,19 @@ class RuleEngine:
                 if event is not None:
                     track.fired.add(rule.kind)
                     events.append(event)
-        for rule in self.rules:
-            camera_params, _ = self.settings[rule.kind]
-            frame_events = rule.check_frame(scene, camera_params)
-            events += frame_events if camera_params.enabled else []
+        events += self._frame_rules(scene, picture=False)
         # forget tracks not seen for a while
         for track_id in [t for t, h in tracks.items() if now - h.points[-1][0] > self.history_ms]:
             del tracks[track_id]
+        return events
+
+    def _frame_rules(self, scene: Scene, picture: bool) -> list[dict]:
+        """The per-frame hooks of the picture rules (before the tracks) or of the others (after them)."""
+        events = []
+        for rule in self.rules:
+            if rule.picture != picture:
+                continue
+            camera_params, _ = self.settings[rule.kind]
+            frame_events = rule.check_frame(scene, camera_params)
+            events += frame_events if camera_params.enabled else []
         return events
