@@ -129,15 +129,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--soak-minutes", type=float, default=0.0,
-                        help="also play the normal footage on a loop for this long (one camera per normal clip) and "
-                             "count its false alarms")
+                        help="play the normal clips looped to this long instead (one camera each): false alarms over a "
+                             "long run of normal traffic")
     parser.add_argument("--only", action="append", help="scenario names to run (default: all)")
     args = parser.parse_args()
     settings = private_settings()
     clips = settings.data_dir / "scenarios"
     scenarios = [s for s in build(clips) + build_bad_video(clips) if not args.only or s.name in args.only]
-    if args.soak_minutes:
-        scenarios += soak_scenarios(scenarios, args.soak_minutes, settings.data_dir / "soak")
+    if args.soak_minutes:  # the normal clips are replaced by their long loops
+        soaks = soak_scenarios(scenarios, args.soak_minutes, settings.data_dir / "soak")
+        scenarios = [s for s in scenarios if s.injected] + soaks
     with stack(settings):
         from vigil.kafka_io import ensure_topics
 
