@@ -104,7 +104,8 @@ SERVICE_ENTRY_POINTS = {
 def cmd_service(args) -> int:
     import importlib
 
-    return importlib.import_module(SERVICE_ENTRY_POINTS[args.command]).main(args.rest)
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest  # the "--" main() put in front
+    return importlib.import_module(SERVICE_ENTRY_POINTS[args.command]).main(rest)
 
 
 def cmd_anomaly_approve(args) -> int:
@@ -195,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SERVICE_ENTRY_POINTS:
+        # handed over whole: argparse's REMAINDER refuses a first argument that looks like an option (`--port`)
+        argv = [argv[0], "--", *argv[1:]] if len(argv) > 1 else argv
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

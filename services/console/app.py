@@ -165,7 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     if not users:
         log.warning("no console users in %s: add one with `vigil console-user add NAME --role operator`",
                     settings.users_path)
-    app = create_app(settings)
+    from vigil.cameras import CameraConfigError
+
+    try:
+        app = create_app(settings)
+    except (CameraConfigError, ValueError) as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
     print(f"Vigil console on http://{settings.console_host}:{settings.console_port}/ "
           f"({len(users)} users in {settings.users_path})", flush=True)
     uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_level="info", ws="websockets-sansio",

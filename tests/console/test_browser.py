@@ -281,6 +281,10 @@ def test_sign_in_live_tiles_incident_clip_reject_and_second_console(console, bro
     # the viewer may open the incident but is refused the action, by the server
     viewer.click(f'tr[data-incident="{incident["incident_id"]}"]')
     viewer.wait_for_selector("#viewer-note", state="visible")
+    viewer.wait_for_function("document.getElementById('snapshot').complete && "
+                             "document.getElementById('snapshot').naturalWidth === 768 && "
+                             "document.getElementById('clip').readyState >= 2 && window.vigil.state.tracks !== null",
+                             timeout=15_000)
     assert not viewer.is_visible("#act-confirmed")
     refused = viewer.evaluate("window.vigil.act('confirmed', null)")
     assert refused["ok"] is False and refused["status"] == 403
