@@ -88,7 +88,7 @@ def cmd_store(args) -> int:
 def cmd_demo(args) -> int:
     from app.demo import run_demo
 
-    return run_demo(get_settings(), fps=args.fps, speed=args.speed, console=console)
+    return run_demo(get_settings(), fps=args.fps, speed=args.speed, console=console, keep_console=args.console)
 
 
 SERVICE_ENTRY_POINTS = {
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     store.set_defaults(func=cmd_store)
     demo = sub.add_parser("demo", help="run the main job on the sample footage through the embedded stack")
     demo.add_argument("--fps", type=float, default=5.0, help="sampling rate per camera")
+    demo.add_argument("--console", action="store_true", help="keep the operator console (and the stack) running "
+                      "after the summary, until Ctrl-C")
     demo.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = real time; the anomaly rules "
                       "measure durations in capture time, so other speeds change what they see)")
     demo.set_defaults(func=cmd_demo)

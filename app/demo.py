@@ -31,6 +31,7 @@ from vigil.config import REPO_ROOT, Settings
 from vigil.store.client import connect
 
 JOBS = ("anomaly-job", "reid-job", "traffic-job")
+CONSOLE_PORT = 18090
 SUMMARY_QUERIES = {
     "frames": "SELECT camera_id, count() AS frames, sum(num_detections) AS detections, "
               "countIf(num_detections > 0) AS frames_with_objects FROM detections FINAL WHERE capture_ts >= {since:DateTime64(3)} GROUP BY camera_id ORDER BY camera_id",
@@ -129,7 +130,8 @@ def _expected_frames(path: Path, fps: float) -> int:
         return int(stream.frames * min(1.0, fps / native)) or 1
 
 
-def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: Console | None = None) -> int:
+def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: Console | None = None,
+             keep_console: bool = False) -> int:
     console = console or Console()
     # SIGTERM (e.g. from a supervisor) unwinds like Ctrl-C, so everything started below is stopped
     signal.signal(signal.SIGTERM, _interrupt)
@@ -193,6 +195,17 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         spawn("reid-job", "jobs.reid", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints-reid")])
         spawn("traffic-job", "jobs.traffic", ["--cameras", str(cameras_file), "--checkpoint-dir",
                                               str(work / "checkpoints-traffic")])
+        # the operator console, before ingest so its tiles fill from the first frame
+        from app.console_feed import start_console
+        from services.console.users import UserStore
+
+        users = settings.data_dir / "console" / "users.json"
+        password = UserStore(users).add_generated("operator", "operator")
+        procs["console"] = start_console({**env, "VIGIL_CONSOLE_PORT": str(CONSOLE_PORT),
+                                          "VIGIL_CONSOLE_CAMERAS": str(cameras_file),
+                                          "VIGIL_CONSOLE_USERS_FILE": str(users)}, logs / "console.log")
+        console.print(f"[bold]Operator console[/bold]: [cyan]http://127.0.0.1:{CONSOLE_PORT}/[/cyan]  sign in as "
+                      f"operator / {password} (live tiles, the incident queue, clips, verdicts)")
         with console.status("starting the PyFlink anomaly, re-ID and traffic jobs (local MiniClusters, ~30 s) ..."):
             time.sleep(30)
         for job in JOBS:
@@ -313,9 +326,17 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                       "Search them by appearance with the re-ID API: .venv/bin/vigil reid-api --port 18080, then e.g.\n"
                       "  curl -s localhost:18080/identities/<global_id>/trajectory ; curl -s localhost:18080/transit ; "
                       "open http://127.0.0.1:18080/docs")
+        if keep_console:
+            console.print(f"The console stays up at [cyan]http://127.0.0.1:{CONSOLE_PORT}/[/cyan] "
+                          f"(operator / {password}); Ctrl-C stops it and the stack.")
+            try:
+                while procs["console"].poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
         return 0
     finally:
-        for name in ("ingest", *JOBS, "infer", "reid", "evidence", "sink"):
+        for name in ("ingest", *JOBS, "infer", "reid", "evidence", "console", "sink"):
             proc = procs.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
