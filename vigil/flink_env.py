@@ -29,7 +29,13 @@ from vigil.config import Settings
 from vigil.topics import DEADLETTER, Topic
 
 
-def make_env(settings: Settings, checkpoint_dir: Path | None = None, checkpoint_interval_ms: int = 2000,
+def checkpoint_uri(checkpoint_dir: Path | str) -> str:
+    """Where checkpoints go: a URI with a scheme (s3://bucket/prefix on a cluster) as it is, a local path as file://."""
+    text = str(checkpoint_dir)
+    return text if "://" in text else Path(text).resolve().as_uri()
+
+
+def make_env(settings: Settings, checkpoint_dir: Path | str | None = None, checkpoint_interval_ms: int = 2000,
              restore_from: str | None = None, parallelism: int | None = None):
     missing = [str(p) for p in settings.flink_jars if not p.exists()]
     if missing:
@@ -40,7 +46,7 @@ def make_env(settings: Settings, checkpoint_dir: Path | None = None, checkpoint_
     if checkpoint_dir is not None:
         conf.set_string("execution.checkpointing.interval", f"{checkpoint_interval_ms}ms")
         conf.set_string("execution.checkpointing.storage", "filesystem")
-        conf.set_string("execution.checkpointing.dir", Path(checkpoint_dir).resolve().as_uri())
+        conf.set_string("execution.checkpointing.dir", checkpoint_uri(checkpoint_dir))
         conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     if restore_from:
         conf.set_string("execution.state-recovery.path", restore_from)
@@ -71,8 +77,11 @@ def latest_checkpoint(checkpoint_dir: Path) -> str | None:
     return max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1]))).resolve().as_uri()
 
 
-def restore_path(checkpoint_dir: Path, restore: str) -> str | None:
+def restore_path(checkpoint_dir: Path | str, restore: str) -> str | None:
     """`--restore` semantics shared by the jobs: 'latest', 'none' or an explicit checkpoint/savepoint URI."""
+    if restore == "latest" and "://" in str(checkpoint_dir) and not str(checkpoint_dir).startswith("file://"):
+        raise ValueError(f"--restore latest looks for checkpoints in a local directory, not in {checkpoint_dir}; on a "
+                         "cluster the Flink operator restores the job (upgradeMode last-state)")
     if restore == "latest":
         return latest_checkpoint(checkpoint_dir)
     return None if restore == "none" else restore
@@ -81,7 +90,7 @@ def restore_path(checkpoint_dir: Path, restore: str) -> str | None:
 def job_arguments(parser, group: str, cameras_help: str, cameras_required: bool = True) -> None:
     """The command line every job takes: the camera file, where checkpoints go, what to restore, the consumer group."""
     parser.add_argument("--cameras", type=Path, required=cameras_required, help=cameras_help)
-    parser.add_argument("--checkpoint-dir", type=Path, required=True)
+    parser.add_argument("--checkpoint-dir", required=True, help="a local directory, or a URI such as s3://bucket/prefix")
     parser.add_argument("--restore", default="none", help="'latest', 'none' or a checkpoint/savepoint URI")
     parser.add_argument("--group", default=group)
 
