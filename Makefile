@@ -50,6 +50,13 @@ $(DEPS)/.mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { echo "installing mosquitto (the MQTT output's tests)"; apt-get update -qq && apt-get install -y -qq mosquitto; }
 	@mkdir -p $(DEPS) && touch $@
 
+# Prometheus and promtool (Debian's package): the embedded stack's metrics server (`vigil stack up --only prometheus`,
+# the demo) and the alert-rule tests (tests/metrics).
+setup: $(DEPS)/.prometheus
+$(DEPS)/.prometheus:
+	@command -v promtool >/dev/null 2>&1 || { echo "installing prometheus (metrics server and promtool)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+	@mkdir -p $(DEPS) && touch $@
+
 # The operator console's browser test drives Debian's chromium with Playwright (the pip package's driver only: it
 # cannot download a browser here), and /docs serves Swagger UI from npm (pinned in services/console/assets, with its
 # lockfile; installed without running package scripts).

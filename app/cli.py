@@ -93,7 +93,7 @@ def cmd_demo(args) -> int:
 
 SERVICE_ENTRY_POINTS = {
     "ingest": "services.ingest.service", "infer": "services.infer.service", "reid-embed": "services.reid.service",
-    "sink": "services.sink.service", "evidence": "services.evidence.service",
+    "sink": "services.sink.service", "evidence": "services.evidence.service", "drift": "services.drift.service",
     "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
     "reid-job": "jobs.reid.__main__", "traffic-job": "jobs.traffic.__main__",
     "traffic-report": "app.traffic_report", "reid-train": "app.reid_build", "reid-api": "services.reid.api",

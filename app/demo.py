@@ -27,6 +27,7 @@ from app import cookbook, reid_scenario, traffic_report
 from app.scenarios import CAR_DETECTOR, CAR_TRAFFIC, CAR_ZONES, ROOM_ZONES, VIDEOS
 from app.scenarios import build as build_scenarios
 from app.stack import manager
+from app.stack.process import free_port
 from vigil.config import REPO_ROOT, Settings
 from vigil.store.client import connect
 
@@ -113,6 +114,43 @@ def _print_evidence(console: Console, client, window: dict, stats_file: Path, wa
                   f"{counts.get('clips_short', 0)} clips shorter than pre+post-roll")
 
 
+METRIC_QUERIES = [  # (what, PromQL): what the demo reads back from its Prometheus
+    ("frames published by ingest", 'sum(vigil_frames_total{stage="published"})'),
+    ("frames sent to Triton", 'sum(vigil_frames_total{stage="inferred"})'),
+    ("frames the motion gate let skip Triton", 'sum(vigil_frames_total{stage="gate skipped"})'),
+    ("rows inserted into ClickHouse", "sum(vigil_rows_inserted_total)"),
+    ("dead letters", "sum(vigil_dead_letters_total) or vector(0)"),
+    ("Triton call p95 (s)", "histogram_quantile(0.95, sum by (le) (vigil_triton_call_seconds_bucket))"),
+    ("capture → infer p95 (s)", 'histogram_quantile(0.95, sum by (le) (vigil_hop_latency_seconds_bucket{service="infer"}))'),
+    ("capture → sink p95 (s)", 'histogram_quantile(0.95, sum by (le) (vigil_hop_latency_seconds_bucket{service="sink"}))'),
+    ("incidents stored", 'sum(vigil_events_total{record="Incident"}) or vector(0)'),
+    ("alerts firing", 'count(ALERTS{alertstate="firing"}) or vector(0)'),
+]
+
+
+def _print_metrics(console: Console, settings: Settings) -> None:
+    """What the embedded Prometheus scraped from the demo's services (and where to look further)."""
+    from vigil.metrics import prometheus_query
+
+    if not settings.prometheus_embedded:
+        return
+    base = f"http://127.0.0.1:{settings.prometheus_port}"
+    table = Table(title=f"Metrics scraped by Prometheus ({base}; rules: /alerts, graphs: /graph)")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    time.sleep(2 * settings.prometheus_scrape_interval_s)  # the last samples
+    for what, promql in METRIC_QUERIES:
+        try:
+            result = prometheus_query(settings, promql)
+            value = f"{float(result[0]['value'][1]):.4g}" if result else "-"
+        except Exception as exc:  # the demo goes on without Prometheus
+            value = f"unavailable ({str(exc).splitlines()[0][:60]})"
+        table.add_row(what, value)
+    console.print(table)
+    console.print(f"Ask Prometheus yourself: [cyan]curl -s '{base}/api/v1/query' --data-urlencode "
+                  f"'query=sum by (camera) (rate(vigil_frames_total{{stage=\"published\"}}[1m]))'[/cyan]")
+
+
 def _exists(uri: str) -> bool:
     from urllib.parse import urlparse
 
@@ -165,6 +203,10 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
     for report in manager.up(settings, log=console.print):
         console.print(f"  {report.name:<10} {report.action:<16} {report.health.detail if report.health else ''}")
     console.print(f"  stack ready in {time.monotonic() - begin:.1f}s")
+    if settings.prometheus_embedded:
+        console.print(f"[bold]Metrics[/bold]: Prometheus at [cyan]http://127.0.0.1:{settings.prometheus_port}/[/cyan] "
+                      "scrapes every service and Triton (alerts: /alerts); each service's own endpoint is listed "
+                      f"in {settings.data_dir / 'prometheus' / 'targets'}")
     client = connect(settings)
     since = datetime.datetime.now(datetime.timezone.utc)  # this run's rows only: the store keeps earlier runs
     window = {"since": since}
@@ -182,15 +224,18 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
     procs: dict[str, subprocess.Popen] = {}
 
     def spawn(name: str, module: str, args: list[str]) -> None:
+        # every service serves /metrics on a port of its own and registers it with the embedded Prometheus
+        metrics_env = {"VIGIL_METRICS_PORT": str(free_port())} if module.startswith("services.") else {}
         with open(logs / f"{name}.log", "ab") as log:
             procs[name] = subprocess.Popen([sys.executable, "-m", module, *args], stdout=log, stderr=subprocess.STDOUT,
-                                           env=env, cwd=REPO_ROOT)
+                                           env={**env, **metrics_env}, cwd=REPO_ROOT)
 
     try:
         spawn("sink", "services.sink", ["--stats-file", str(stats["sink"])])
         spawn("infer", "services.infer", ["--stats-file", str(stats["infer"])])
         spawn("reid", "services.reid", ["--stats-file", str(stats["reid"])])  # re-ID embedding, behind detections
         spawn("evidence", "services.evidence", ["--stats-file", str(stats["evidence"])])  # incident snapshots, clips
+        spawn("drift", "services.drift", [])  # each camera against its baseline (the demo's clips are shorter than one)
         spawn("anomaly-job", "jobs.anomaly", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints")])
         spawn("reid-job", "jobs.reid", ["--cameras", str(cameras_file), "--checkpoint-dir", str(work / "checkpoints-reid")])
         spawn("traffic-job", "jobs.traffic", ["--cameras", str(cameras_file), "--checkpoint-dir",
@@ -223,7 +268,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 for cam, bar in bars.items():
                     progress.update(bar, completed=ingest.get(cam, {}).get("frames_published", 0))
                 progress.update(stored, completed=_read_json(stats["sink"]).get("stored", {}).get("detections", 0))
-                for name in ("sink", "infer", "reid", "evidence", *JOBS):
+                for name in ("sink", "infer", "reid", "evidence", "drift", *JOBS):
                     if procs[name].poll() is not None:
                         raise RuntimeError(f"{name} exited early; see {logs / (name + '.log')}")
                 time.sleep(0.5)
@@ -276,6 +321,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 steady = steady + 1 if bins[0] == last and bins[1] == len(cars) else 0
                 last = bins[0]
                 time.sleep(1)
+        _print_metrics(console, settings)
         console.rule("[bold]What happened")
         console.print(f"{published} frames published by ingest, {rows} detection rows in ClickHouse, "
                       f"{dropped} dropped as stale, {dead} dead-lettered.")
@@ -336,7 +382,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                 pass
         return 0
     finally:
-        for name in ("ingest", *JOBS, "infer", "reid", "evidence", "console", "sink"):
+        for name in ("ingest", *JOBS, "infer", "reid", "evidence", "drift", "console", "sink"):
             proc = procs.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

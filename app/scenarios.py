@@ -211,3 +211,29 @@ def build_bad_video(out_dir: Path) -> list[Scenario]:
         _write(scenario.path, frames, CAR_FPS)
         scenarios.append(scenario)
     return scenarios
+
+
+# Drift: the car footage looped three times (90 s); in the drifted clip the picture darkens and softens from 60 s on
+# (the slow kind of change a dirty lens, a failing IR lamp or a new season brings, too mild for the bad-video rules).
+DRIFT_LOOPS, DRIFT_FROM_S, DRIFT_KEEP, DRIFT_SIGMA = 3, 60.0, 0.5, 1.5
+
+
+def _darken_soften(image: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur((image.astype(np.float32) * DRIFT_KEEP).round().astype(np.uint8), (0, 0), DRIFT_SIGMA)
+
+
+def build_drift(out_dir: Path) -> list[Scenario]:
+    """Two clips for the drift service: `steady` (the footage looped as recorded) and `drifted` (darkened and
+    blurred from DRIFT_FROM_S on); `injected` holds the drift's truth time."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    car = _frames(CAR_VIDEO) * DRIFT_LOOPS
+    at = round(DRIFT_FROM_S * CAR_FPS)
+    clips = {"steady": (car, {}), "drifted": (car[:at] + [_darken_soften(f) for f in car[at:]],
+                                              {"drift": [(DRIFT_FROM_S, len(car) / CAR_FPS)]})}
+    scenarios = []
+    for name, (frames, injected) in clips.items():
+        scenario = Scenario(name, out_dir / f"drift-{name}.mp4", CAR_ZONES, injected, seconds=len(frames) / CAR_FPS,
+                            traffic=CAR_TRAFFIC, detector=CAR_DETECTOR)
+        _write(scenario.path, frames, CAR_FPS)
+        scenarios.append(scenario)
+    return scenarios

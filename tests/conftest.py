@@ -36,6 +36,8 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
         triton_http_port=free_port(),
         triton_metrics_port=free_port(),
         clickhouse_dsn=f"http://127.0.0.1:{free_port()}/default",
+        prometheus_port=free_port(),
+        prometheus_scrape_interval_s=1.0,
         **overrides,
     )
 

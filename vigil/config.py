@@ -50,9 +50,25 @@ class Settings(BaseSettings):
     flink_lib_dir: Path = Field(REPO_ROOT / ".deps" / "flink", description="Folder holding the Kafka connector jars.")
     flink_parallelism: int = 1
     flink_bundle_time_ms: int = Field(100, ge=1, description="Python bundle time: lower = lower latency.")
+    flink_metrics_port: int = Field(0, ge=0, le=65535, description="Flink's Prometheus reporter port for a job's local "
+                                    "MiniCluster (0 = off; it listens on every interface, so the embedded stack leaves it off).")
 
     # Frame store (written by ingest, read by inference)
     frame_store: str = Field("", description="Frame store URI; empty = <data_dir>/frames.")
+
+    # Prometheus
+    prometheus_embedded: bool = Field(True, description="Start Prometheus (Debian's package) with `vigil stack up`, scraping Vigil and Triton.")
+    prometheus_port: int = Field(19090, description="Port of the embedded Prometheus (on 127.0.0.1).")
+    prometheus_scrape_interval_s: float = Field(5.0, gt=0, description="Scrape and rule-evaluation interval of the embedded Prometheus.")
+    prometheus_retention: str = Field("2d", description="How long the embedded Prometheus keeps samples.")
+
+    # Traces (vigil/telemetry.py)
+    traces_clickhouse: bool = Field(False, description="Store spans in ClickHouse's otel_traces (the OpenTelemetry Collector's layout).")
+    trace_sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of frames traced (decided at ingest).")
+
+    # Metrics (Prometheus) of the process: vigil/metrics.py
+    metrics_port: int = Field(0, ge=0, le=65535, description="Serve Prometheus metrics at /metrics on this port (0 = off).")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on (0.0.0.0 in a pod).")
 
     # Common
     ready_timeout_s: float = Field(30.0, description="Health-check timeout for each embedded component.")

@@ -26,6 +26,7 @@ from pyflink.java_gateway import get_gateway
 
 from vigil.avro_codec import AvroCodec
 from vigil.config import Settings
+from vigil.kafka_io import group_name
 from vigil.topics import DEADLETTER, Topic
 
 
@@ -50,6 +51,10 @@ def make_env(settings: Settings, checkpoint_dir: Path | str | None = None, check
         conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     if restore_from:
         conf.set_string("execution.state-recovery.path", restore_from)
+    if settings.flink_metrics_port:  # Flink's reporter listens on every interface: off in the embedded stack
+        conf.set_string("metrics.reporter.prom.factory.class",
+                        "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
+        conf.set_string("metrics.reporter.prom.port", str(settings.flink_metrics_port))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(parallelism or settings.flink_parallelism)
     env.set_python_executable(sys.executable)  # else Python workers cannot import pyflink
@@ -131,7 +136,7 @@ def kafka_source(settings: Settings, topics: list[Topic], group_id: str, from_co
         KafkaSource.builder()
         .set_bootstrap_servers(settings.kafka_bootstrap)
         .set_topics(*(t.deployed(settings) for t in topics))
-        .set_group_id(group_id)
+        .set_group_id(group_name(settings, group_id))
         .set_value_only_deserializer(ByteArraySchema())
         .set_property("session.timeout.ms", str(settings.kafka_session_timeout_ms))
         .set_property("heartbeat.interval.ms", str(max(100, settings.kafka_session_timeout_ms // 3)))

@@ -34,12 +34,18 @@ def make_producer(settings: Settings, **overrides) -> Producer:
     )
 
 
+def group_name(settings: Settings, group_id: str) -> str:
+    """The deployed consumer group: the topic namespace, then the group ('vigil-sink' → '<namespace>vigil-sink'), so
+    deployments sharing a cluster under different namespaces never share (and rebalance) a group."""
+    return f"{settings.topic_namespace}{group_id}"
+
+
 def make_consumer(settings: Settings, group_id: str, topics: list[str], **overrides) -> Consumer:
     session_ms = settings.kafka_session_timeout_ms
     consumer = Consumer(
         {
             **client_config(settings),
-            "group.id": group_id,
+            "group.id": group_name(settings, group_id),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "session.timeout.ms": session_ms,

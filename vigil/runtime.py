@@ -27,7 +27,18 @@ from typing import Any
 from vigil.avro_codec import AvroCodec, UndecodableMessage
 from vigil.config import Settings
 from vigil.kafka_io import make_consumer
+from vigil.metrics import (
+    BATCH_SIZE,
+    CONSUMED,
+    DEAD_LETTERS,
+    HOP_LATENCY,
+    LagProbe,
+    dead_letter_cause,
+    register_target,
+    serve,
+)
 from vigil.statsfile import write_stats
+from vigil.telemetry import configure_tracing, flush_traces
 from vigil.topics import DEADLETTER, Topic
 
 log = logging.getLogger("vigil.runtime")
@@ -77,14 +88,21 @@ class DeadLetters:
     def __init__(self, output, service: str, settings: Settings):
         self.output, self.service = output, service
         self.topic_name = DEADLETTER.deployed(settings)
+        self.namespace = settings.topic_namespace
         self.count = 0
         self.dropped = 0
+        if getattr(output, "service", None) == "unnamed":
+            output.service = service
 
-    def send(self, message, reason: str) -> None:
+    def send(self, message, reason: str, cause: str | None = None) -> None:
+        """`cause`: a short fixed label for the metrics (default: the reason up to its first ':')."""
         if message.topic() == self.topic_name:
             self.dropped += 1
             return
         self.count += 1
+        topic = message.topic()
+        DEAD_LETTERS.labels(self.service, topic[len(self.namespace):] if topic.startswith(self.namespace) else topic,
+                            cause or dead_letter_cause(reason)).inc()
         log.warning("%s: dead-lettering %s[%d]@%d: %s", self.service, message.topic(), message.partition(),
                     message.offset(), reason)
         record = dict(source_topic=message.topic(), source_partition=message.partition(),
@@ -128,6 +146,10 @@ class StreamService:
         self.consumer_overrides = consumer_overrides or {}
         self.by_deployed_name = {topic.deployed(settings): topic for topic in inputs}
         self.consumed = 0
+        for output in outputs:
+            if getattr(output, "service", None) == "unnamed":
+                output.service = name
+        self.lag = LagProbe(name, {deployed: topic.name for deployed, topic in self.by_deployed_name.items()})
 
     def decode(self, message) -> Incoming | None:
         """The decoded message, or None after dead-lettering it (bad bytes, or a record type its topic does not carry)."""
@@ -136,9 +158,11 @@ class StreamService:
             record = self.codec.decode(message.value())
             record_type = self.codec.record_type(message.value())
             if not topic.carries(record_type):
-                raise UndecodableMessage(f"expected a {' or '.join(topic.records)} message on {topic.name}, got {record_type}")
+                self.dead_letters.send(message, f"expected a {' or '.join(topic.records)} message on {topic.name}, got "
+                                       f"{record_type}", cause="unexpected record type")
+                return None
         except UndecodableMessage as exc:
-            self.dead_letters.send(message, str(exc))
+            self.dead_letters.send(message, str(exc), cause="undecodable")
             return None
         return Incoming(topic, record_type, record, message)
 
@@ -172,15 +196,24 @@ class StreamService:
             while not stop.is_set():
                 messages = consumer.consume(self.batch_size, self.poll_timeout_s)
                 batch = []
+                now_ms = time.time_ns() // 1_000_000
                 for message in messages:
                     if message.error():
                         log.warning("%s: consumer error: %s", self.name, message.error())
                         continue
                     uncommitted = True
+                    topic = self.by_deployed_name[message.topic()]
+                    CONSUMED.labels(self.name, topic.name).inc()
+                    kind, stamp = message.timestamp()
+                    if kind and stamp > 0:  # the record's timestamp: capture time for frames and detections
+                        HOP_LATENCY.labels(self.name).observe(max(0.0, (now_ms - stamp) / 1000))
                     incoming = self.decode(message)
                     if incoming is not None:
                         batch.append(incoming)
                 self.consumed += len(messages)
+                if batch:
+                    BATCH_SIZE.labels(self.name).observe(len(batch))
+                self.lag.maybe_measure(consumer)
                 if not messages:
                     self.handler.idle()
                 elif batch and not self.handler.handle(batch, stop):
@@ -233,6 +266,9 @@ class SourceService:
 
     def __init__(self, name: str, source: Source, outputs: list):
         self.name, self.source, self.outputs = name, source, outputs
+        for output in outputs:
+            if getattr(output, "service", None) == "unnamed":
+                output.service = name
 
     def run(self, stop: threading.Event, stats_file: Path | None = None, max_seconds: float | None = None) -> dict:
         deadline = time.monotonic() + max_seconds if max_seconds else None
@@ -275,8 +311,25 @@ def main(prog: str, description: str, build: Callable[[argparse.Namespace], Any]
     except StartupError as exc:
         logging.getLogger(f"vigil.{prog.split()[-1]}").error("%s", exc)
         return 2
+    name = prog.split()[-1]
+    metrics_settings = getattr(service, "settings", None) or Settings()
+    registered = None
+    try:
+        if serve(metrics_settings.metrics_port, metrics_settings.metrics_host) and metrics_settings.prometheus_embedded \
+                and metrics_settings.metrics_host in ("127.0.0.1", "localhost"):
+            registered = register_target(metrics_settings, name, metrics_settings.metrics_port)
+    except OSError as exc:
+        logging.getLogger(f"vigil.{name}").error("cannot serve metrics on %s:%d: %s", metrics_settings.metrics_host,
+                                                 metrics_settings.metrics_port, exc)
+        return 2
+    configure_tracing(metrics_settings, name)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    service.run(stop, args.stats_file)
+    try:
+        service.run(stop, args.stats_file)
+    finally:
+        flush_traces()
+        if registered:
+            registered.unlink(missing_ok=True)
     return 0

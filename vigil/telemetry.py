@@ -1,33 +1,75 @@
 """OpenTelemetry: one tracer provider per process, W3C trace context carried in every FrameRef so a frame's journey
-(ingest → infer → store) forms one trace. Spans are exported only when OTEL_EXPORTER_OTLP_ENDPOINT is set and an
-OTLP exporter is installed; otherwise they are created and dropped, at negligible cost."""
+(ingest → infer → re-ID embed → the sink's insert) forms one trace.
+
+Where spans go is configuration (`configure_tracing`, called by every service's `main()`):
+- `VIGIL_TRACES_CLICKHOUSE=true`: into ClickHouse's `otel_traces`, in the OpenTelemetry Collector's layout
+  (`vigil.trace_store`); the embedded demo does this.
+- `OTEL_EXPORTER_OTLP_ENDPOINT` set and an OTLP exporter package installed: to that Collector.
+- neither: spans are created and dropped, at negligible cost.
+`VIGIL_TRACE_SAMPLE_RATIO` samples whole traces at ingest (children follow their parent's decision).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-_configured = False
+log = logging.getLogger("vigil.telemetry")
+
+_provider: TracerProvider | None = None
+_lock = threading.Lock()
+_exporting: set[str] = set()
+
+
+def _ensure_provider(service_name: str, sample_ratio: float = 1.0) -> TracerProvider:
+    global _provider
+    with _lock:
+        if _provider is None:
+            _provider = TracerProvider(resource=Resource.create({"service.name": service_name}),
+                                       sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
+            if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+                try:
+                    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                    _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+                    _exporting.add("otlp")
+                except ImportError:
+                    log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but no OTLP exporter is installed "
+                                "(pip install opentelemetry-exporter-otlp-proto-http); spans are not exported")
+            trace.set_tracer_provider(_provider)
+        return _provider
+
+
+def configure_tracing(settings, service_name: str):
+    """Set up this process's provider for `service_name` as `settings` ask; adding the ClickHouse exporter later (a
+    test, or a second service in one process) attaches it to the provider that already exists. Returns the provider."""
+    provider = _ensure_provider(f"vigil.{service_name}", getattr(settings, "trace_sample_ratio", 1.0))
+    if getattr(settings, "traces_clickhouse", False):
+        key = f"clickhouse:{settings.clickhouse_dsn}"
+        with _lock:
+            if key not in _exporting:
+                from vigil.trace_store import ClickHouseSpanExporter
+
+                provider.add_span_processor(BatchSpanProcessor(ClickHouseSpanExporter(settings), schedule_delay_millis=1000))
+                _exporting.add(key)
+    return provider
+
+
+def flush_traces(timeout_ms: int = 10_000) -> bool:
+    """Export every finished span now (tests, and shutdown)."""
+    return _provider.force_flush(timeout_ms) if _provider is not None else True
 
 
 def tracer(service_name: str):
-    global _configured
-    if not _configured:
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-                from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-                provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-            except ImportError:
-                pass
-        trace.set_tracer_provider(provider)
-        _configured = True
+    _ensure_provider(service_name)
     return trace.get_tracer(service_name)
 
 

@@ -245,6 +245,58 @@ def triton_environment() -> dict[str, str]:
     }
 
 
+class Prometheus(Component):
+    """Debian's Prometheus on 127.0.0.1, scraping Triton and every Vigil process that registered its metrics port
+    (file-based discovery: <data_dir>/prometheus/targets/*.json, see vigil.metrics.register_target), with Vigil's alert
+    rules loaded from the same file the Terraform deployment ships."""
+
+    name = "prometheus"
+    embedded_setting = "prometheus_embedded"
+
+    def ports(self):
+        return [(self.settings.prometheus_port, "VIGIL_PROMETHEUS_PORT")]
+
+    @staticmethod
+    def binary() -> str:
+        found = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+        if not found:
+            raise StackError("prometheus: the prometheus binary is missing (Debian package prometheus); run `make setup`"
+                             " or set VIGIL_PROMETHEUS_EMBEDDED=false")
+        return found
+
+    def preflight(self) -> None:
+        self.binary()
+        super().preflight()
+
+    def command(self):
+        from vigil.metrics import ALERT_RULES, prometheus_config
+
+        home = self.settings.data_dir / "prometheus"
+        (home / "targets").mkdir(parents=True, exist_ok=True)
+        config = home / "prometheus.yml"
+        config.write_text(prometheus_config(self.settings, home / "targets", ALERT_RULES))
+        argv = [self.binary(), f"--config.file={config}", f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.settings.prometheus_port}",
+                f"--storage.tsdb.retention.time={self.settings.prometheus_retention}", "--log.level=warn"]
+        return argv, {}
+
+    def health(self) -> Health:
+        import json
+        import urllib.request
+
+        base = f"http://127.0.0.1:{self.settings.prometheus_port}"
+        try:
+            with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
+                if response.status != 200:
+                    return Health(False, f"Prometheus at {base} is not ready")
+            with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=2) as response:
+                groups = json.load(response)["data"]["groups"]
+        except Exception as exc:
+            return Health(False, f"Prometheus at {base} does not answer: {_first_line(exc)}")
+        rules = sum(len(g["rules"]) for g in groups)
+        return Health(True, f"{base}, {rules} alert rules", self.process.rss_mb())
+
+
 class Flink:
     """PyFlink runs jobs in a local MiniCluster inside the job's process, so there is nothing to start: this checks
     Java, PyFlink and the Kafka connector jars."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from app.stack.components import Broker, Component, Flink, Health, Store, Triton
+from app.stack.components import Broker, Component, Flink, Health, Prometheus, Store, Triton
 from app.stack.process import StackError
 from vigil.config import Settings
 from vigil.kafka_io import ensure_topics
@@ -20,7 +20,7 @@ class PartReport:
 
 
 def components(settings: Settings) -> list[Component]:
-    return [Broker(settings), Store(settings), Triton(settings)]
+    return [Broker(settings), Store(settings), Triton(settings), Prometheus(settings)]
 
 
 def up(settings: Settings, only: list[str] | None = None, log=print) -> list[PartReport]:

@@ -36,6 +36,7 @@ COMPONENTS: dict[str, str] = {
     "reid-embed": "services.reid.service:ReidEmbedSettings",
     "sink": "services.sink.service:SinkSettings",
     "evidence": "services.evidence.service:EvidenceSettings",
+    "drift": "services.drift.service:DriftServiceSettings",
     "console": "services.console.settings:ConsoleSettings",
     "reid-api": "services.reid.api:ApiSettings",
     "anomaly-job": "vigil.model_registry:AnomalySettings",
@@ -92,6 +93,8 @@ def _default_text(value) -> str | None:
 
 def _cluster_rule(name: str, default: str | None, secret: bool) -> tuple[bool, str]:
     """(must a cluster set it, why)."""
+    if name == "metrics_host":
+        return False, "used only with metrics_port, which is off by default; the deployment sets both where it scrapes"
     if name.endswith("_embedded"):
         return True, "defaults to starting an embedded part on the pod's own machine"
     if default is not None and any(h in default for h in _EMBEDDED_ONLY):

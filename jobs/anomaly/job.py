@@ -27,6 +27,7 @@ from jobs.anomaly.incidents import PRESENCE_EVERY_MS, IncidentBook, IncidentSett
 from jobs.anomaly.rules import RuleEngine, RuleState
 from vigil.detections import DetectionFrame
 from vigil.features import COLD_WINDOWS, scene_features
+from vigil.flink_metrics import JobMetrics
 from vigil.zones import RuleSettings, Zone
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
@@ -109,6 +110,7 @@ class Incidents(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext):
         self.book = runtime_context.get_state(ValueStateDescriptor("incident_book", PICKLED))
         self.uris = incident_uris(self.frame_store_uri)
+        self.metrics = JobMetrics(runtime_context)
 
     def process_element(self, value, ctx):
         book = self.book.value() or IncidentBook(self.settings)
@@ -119,6 +121,8 @@ class Incidents(KeyedProcessFunction):
         else:
             revisions = book.observe(value, now_ms, self.uris)
         self.book.update(book)
+        for revision in revisions:
+            self.metrics.count("incident_revisions", kind=revision["kind"], state=revision["state"])
         yield from revisions
 
 

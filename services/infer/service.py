@@ -31,6 +31,7 @@ from vigil.config import Settings
 from vigil.detections import Detections
 from vigil.detector_models import adapted_name
 from vigil.framestore import FrameNotFound, open_frame_store
+from vigil.metrics import FRAMES_DROPPED, FRAMES_SEEN, TRITON_CALL
 from vigil.outputs.kafka import KafkaOutput
 from vigil.runtime import DeadLetters, Handler, Incoming, StreamService, retry
 from vigil.runtime import main as run_main
@@ -103,17 +104,19 @@ class DetectAndTrack(Handler):
         frame = incoming.record
         if self.settings.max_lag_ms and now_ms() - frame["capture_ts_ms"] > self.settings.max_lag_ms:
             self.dropped[frame["camera_id"]] += 1
+            FRAMES_DROPPED.labels("infer", frame["camera_id"], "stale").inc()
             return None
         try:
             pixels = cv2.imdecode(np.frombuffer(self.store.get(frame["uri"]), np.uint8), cv2.IMREAD_COLOR)
             if pixels is None:
                 raise ValueError(f"{frame['uri']} is not a decodable image")
         except (FrameNotFound, ValueError, OSError) as exc:
-            self.dead_letters.send(incoming.message, f"frame unreadable: {exc}")
+            self.dead_letters.send(incoming.message, f"frame unreadable: {exc}", cause="frame unreadable")
             return None
         return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
     def handle(self, batch: list[Incoming], stop: threading.Event) -> bool:
+        began = time.time_ns()  # each frame's infer.frame span: from here (consumed) to its DetectionBatch written
         frames = [(incoming.record, rgb) for incoming in batch if (rgb := self._pixels(incoming)) is not None]
         if not frames:
             return True
@@ -124,7 +127,9 @@ class DetectAndTrack(Handler):
         for (frame, _), (model, dets) in zip(frames, detections):
             camera_id = frame["camera_id"]
             with self._tracer.start_as_current_span("infer.frame", context=context_from(frame["trace_context"]),
-                                                    attributes={"camera.id": camera_id}):
+                                                    start_time=began,
+                                                    attributes={"camera.id": camera_id, "frame.id": frame["frame_id"],
+                                                                "detector.model": model}):
                 tracker = self.trackers[camera_id]
                 tracked = tracker.update(dets)
                 self.last_frame_wall[camera_id] = time.monotonic()
@@ -153,12 +158,15 @@ class DetectAndTrack(Handler):
         groups: dict[tuple, list[int]] = defaultdict(list)
         results: list = [None] * len(frames)
         for index, ((_, rgb), (model, needed)) in enumerate(zip(frames, plan)):
+            FRAMES_SEEN.labels(frames[index][0]["camera_id"], "inferred" if needed else "gate skipped").inc()
             if needed:
                 groups[(model, rgb.shape)].append(index)
             else:
                 results[index] = (model, Detections.empty())
         for (model, _), indices in groups.items():
+            began = time.perf_counter()
             out = self.detector.detect([frames[i][1] for i in indices], [frames[i][0]["camera_id"] for i in indices], model)
+            TRITON_CALL.labels(model).observe(time.perf_counter() - began)
             for i, dets in zip(indices, out):
                 results[i] = (model, dets)
         for (model, _), indices in groups.items():

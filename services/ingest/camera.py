@@ -14,6 +14,7 @@ import cv2
 from services.ingest.quality import QualityMeter
 from services.ingest.settings import IngestSettings
 from vigil.cameras import Camera
+from vigil.metrics import CAMERA_LAST_FRAME, CAMERA_ONLINE, FRAMES_DROPPED, FRAMES_SEEN
 from vigil.sampling import Sampler
 
 log = logging.getLogger("vigil.ingest")
@@ -51,6 +52,7 @@ class CameraWorker:
     def _set_state(self, state: str, message: str | None = None) -> None:
         changed = state != self.counters.state or message != self.counters.message
         self.counters.state, self.counters.message = state, message
+        CAMERA_ONLINE.labels(self.camera.id).set(1 if state in ("ONLINE", "DEGRADED") else 0)
         if changed:
             self._report()
 
@@ -144,11 +146,13 @@ class CameraWorker:
                 frames = packet.decode()
             except av.error.FFmpegError as exc:
                 self.counters.decode_errors += 1
+                FRAMES_DROPPED.labels("ingest", self.camera.id, "decode error").inc()
                 self.counters.message = f"decode error: {exc}"[:500]
                 self.maybe_report()
                 continue
             for frame in frames:
                 self.counters.frames_decoded += 1
+                FRAMES_SEEN.labels(self.camera.id, "decoded").inc()
                 t = (frame.time if frame.time is not None else index / rate) + loop_offset
                 index += 1
                 last_t = t
@@ -163,6 +167,8 @@ class CameraWorker:
                 self.publish_frame(self.camera, self.sequence, capture_ms, bgr, self._quality(bgr, capture_ms))
                 self.sequence += 1
                 self.counters.frames_published += 1
+                FRAMES_SEEN.labels(self.camera.id, "published").inc()
+                CAMERA_LAST_FRAME.labels(self.camera.id).set(time.time())
                 self.maybe_report()
         return last_t + 1.0 / rate
 

@@ -30,7 +30,8 @@ class Publisher:
         self._tracer = tracer("vigil.ingest")
 
     def frame(self, camera: Camera, sequence: int, capture_ts_ms: int, bgr, quality: dict | None = None) -> None:
-        with self._tracer.start_as_current_span("ingest.frame", attributes={"camera.id": camera.id, "frame.sequence": sequence}):
+        with self._tracer.start_as_current_span("ingest.frame", attributes={
+                "camera.id": camera.id, "frame.sequence": sequence, "frame.id": f"{camera.id}:{capture_ts_ms}:{sequence}"}):
             uri = self.store.put(camera.id, sequence, capture_ts_ms, encode_jpeg(bgr, self.settings.jpeg_quality), "jpg")
             record = dict(frame_id=f"{camera.id}:{capture_ts_ms}:{sequence}", camera_id=camera.id,
                           capture_ts_ms=capture_ts_ms, sequence=sequence, width=int(bgr.shape[1]),

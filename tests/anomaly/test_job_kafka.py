@@ -104,9 +104,13 @@ def test_rules_hot_reload_and_checkpoint_restore(pipeline_settings, tmp_path):
                 (tmp_path / "job-2.log").read_text()[-3000:]
             assert "restoring from file:" in (tmp_path / "job-2.log").read_text()
 
-            ids = {e["event_id"] for e in events}
-            stored = wait_for_rows(settings, "SELECT count() FROM anomalies FINAL WHERE camera_id = {c:String}", len(ids),
-                                   timeout_s=60, parameters={"c": CAMERA})
+            ids = {e["event_id"] for e in events}  # what the test consumer has seen so far: the sink may be ahead
+            wait_for_rows(settings, "SELECT count() FROM anomalies FINAL WHERE camera_id = {c:String}", len(ids),
+                          timeout_s=60, parameters={"c": CAMERA})
+            from vigil.store.client import connect
+            rows, stored_ids = connect(settings).query(
+                "SELECT count(), groupUniqArray(event_id) FROM anomalies FINAL WHERE camera_id = {c:String}",
+                parameters={"c": CAMERA}).result_rows[0]
 
             # 4. incidents: one per stopped car; car 900 drove off at 32 s and its incident cleared
             def states(found, kind, track):
@@ -130,7 +134,6 @@ def test_rules_hot_reload_and_checkpoint_restore(pipeline_settings, tmp_path):
             publish_verdict(settings, verdict_record(first, "rejected", "op-1", "shadow of a tree"))
             wait_for_rows(settings, "SELECT count() FROM incidents_current WHERE incident_id = {i:String} "
                           "AND verdict = 'rejected'", 1, timeout_s=60, parameters={"i": first["incident_id"]})
-            from vigil.store.client import connect
             noisiest = connect(settings).query(NOISIEST).result_rows
             assert ("stopped_vehicle", CAMERA, "lane", 1, ["shadow of a tree"]) in [tuple(r) for r in noisiest], noisiest
     finally:
@@ -141,4 +144,4 @@ def test_rules_hot_reload_and_checkpoint_restore(pipeline_settings, tmp_path):
             job.wait(30)
     assert kinds("stopped_vehicle") == {(900,), (901,)}, "each stopped car exactly once, none lost across the kill"
     assert kinds("wrong_way") == {(902,)}
-    assert stored == len(ids), "one row per event id in ClickHouse, whatever the replays"
+    assert rows == len(stored_ids) and ids <= set(stored_ids), "one row per event id in ClickHouse, whatever the replays"

@@ -43,7 +43,7 @@ def test_every_settings_class_is_deployed_or_excused(generate):
     for package in ("services", "jobs", "vigil", "app"):
         for module in ("services.ingest.settings", "services.infer.service", "services.reid.service",
                        "services.reid.stage", "services.reid.api", "services.reid.train", "services.sink.service",
-                       "services.evidence.service", "services.console.settings", "jobs.reid.__main__",
+                       "services.evidence.service", "services.drift.service", "services.console.settings", "jobs.reid.__main__",
                        "jobs.traffic.__main__", "vigil.model_registry", "vigil.outputs.webhook",
                        "vigil.outputs.mqtt", "vigil.outputs.datex2", "app.review"):
             if module.startswith(package):

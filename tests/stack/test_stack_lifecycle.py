@@ -28,26 +28,26 @@ def test_up_status_down_through_the_cli(tmp_path):
     env = {"VIGIL_DATA_DIR": str(settings.data_dir), "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "VIGIL_TRITON_URL": settings.triton_url, "VIGIL_TRITON_HTTP_PORT": str(settings.triton_http_port),
            "VIGIL_TRITON_METRICS_PORT": str(settings.triton_metrics_port), "VIGIL_CLICKHOUSE_DSN": settings.clickhouse_dsn,
-           "PATH": "/usr/bin:/bin"}
+           "VIGIL_PROMETHEUS_PORT": str(settings.prometheus_port), "PATH": "/usr/bin:/bin"}
     vigil = [sys.executable, "-m", "app.cli", "stack"]
     try:
         up = subprocess.run(vigil + ["up"], env=env, capture_output=True, text=True, timeout=240)
         assert up.returncode == 0, up.stdout + up.stderr
-        pids = {name: manager.components(settings)[i].process.pid() for i, name in enumerate(["broker", "clickhouse", "triton"])}
+        pids = {name: manager.components(settings)[i].process.pid() for i, name in enumerate(["broker", "clickhouse", "triton", "prometheus"])}
         assert all(pids.values()), pids
 
         again = subprocess.run(vigil + ["up"], env=env, capture_output=True, text=True, timeout=120)
-        assert again.returncode == 0 and again.stdout.count("already running") == 3, again.stdout
+        assert again.returncode == 0 and again.stdout.count("already running") == 4, again.stdout
         assert {name: manager.components(settings)[i].process.pid() for i, name in enumerate(pids)} == pids
 
         status = subprocess.run(vigil + ["status"], env=env, capture_output=True, text=True, timeout=60)
         assert status.returncode == 0, status.stdout
     finally:
         down = subprocess.run(vigil + ["down"], env=env, capture_output=True, text=True, timeout=120)
-    assert down.returncode == 0 and down.stdout.count("stopped") == 3, down.stdout
+    assert down.returncode == 0 and down.stdout.count("stopped") == 4, down.stdout
     assert not any(_alive(pid) for pid in pids.values())
     after = subprocess.run(vigil + ["status"], env=env, capture_output=True, text=True, timeout=60)
-    assert after.returncode == 1 and after.stdout.count("not running") == 3
+    assert after.returncode == 1 and after.stdout.count("not running") == 4
 
 
 def test_port_taken_names_the_port_and_the_setting(tmp_path):

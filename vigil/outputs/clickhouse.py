@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 
 from vigil.config import Settings
+from vigil.metrics import EVENTS, ROWS_INSERTED
 from vigil.outputs.base import Output
 from vigil.outputs.clickhouse_rows import NOT_STORED, TABLES
 from vigil.runtime import retry
 from vigil.store.client import connect
+from vigil.telemetry import context_from, tracer
 from vigil.topics import Topic
 
 log = logging.getLogger("vigil.outputs.clickhouse")
@@ -28,6 +31,8 @@ class ClickHouseOutput(Output):
         self.client = client or connect(settings)
         self.buffer: dict[str, list] = defaultdict(list)
         self.stored: dict[str, int] = defaultdict(int)
+        self.traced: list[tuple[dict, int, str, str]] = []  # buffered frames' (trace context, when, frame, camera)
+        self._tracer = tracer("vigil.sink")
 
     @staticmethod
     def check_topics(topics: list[Topic]) -> None:
@@ -43,6 +48,11 @@ class ClickHouseOutput(Output):
               timestamp_ms: int | None = None) -> None:
         table = TABLES[record_type]
         self.buffer[table.name].append(table.row(record))
+        if record_type == "DetectionBatch" and record["frame"].get("trace_context"):
+            frame = record["frame"]
+            self.traced.append((frame["trace_context"], time.time_ns(), frame["frame_id"], frame["camera_id"]))
+        if record_type == "AnomalyEvent" or (record_type == "Incident" and record.get("revision") == 1):
+            EVENTS.labels(record_type, record.get("kind", "")).inc()  # an incident counts once, at its first revision
 
     def pending(self) -> int:
         return sum(len(rows) for rows in self.buffer.values())
@@ -56,8 +66,21 @@ class ClickHouseOutput(Output):
                 if not ok:
                     return False  # stopped during an outage: the rows come again from the uncommitted offsets
                 self.stored[name] += len(rows)
+                ROWS_INSERTED.labels(name).inc(len(rows))
+                if name == "detections":
+                    self._trace_inserted()
             del self.buffer[name]
         return True
+
+    def _trace_inserted(self) -> None:
+        """A `sink.insert` span per frame whose detection row just landed: from buffering to the insert's end, a
+        child of the frame's trace (ingest → infer → here)."""
+        for context, began, frame_id, camera_id in self.traced:
+            span = self._tracer.start_span("sink.insert", context=context_from(context), start_time=began,
+                                           attributes={"camera.id": camera_id, "frame.id": frame_id,
+                                                       "db.table": "detections"})
+            span.end()
+        self.traced.clear()
 
     def stats(self) -> dict:
         return {"stored": dict(self.stored)}

@@ -12,6 +12,7 @@ import threading
 from vigil.avro_codec import AvroCodec
 from vigil.config import Settings
 from vigil.kafka_io import make_producer
+from vigil.metrics import DELIVERY_FAILURES, PRODUCED
 from vigil.outputs.base import Output
 from vigil.topics import Topic
 
@@ -28,11 +29,17 @@ class KafkaOutput(Output):
         self.flush_timeout_s = flush_timeout_s
         self.delivery_failures = 0
         self.produced = 0
+        self.service = "unnamed"  # the metrics label: set by the service runtime that owns this output
 
     def _delivered(self, err, msg) -> None:
+        topic = msg.topic()
+        topic = topic[len(self.settings.topic_namespace):] if topic.startswith(self.settings.topic_namespace) else topic
         if err is not None:
             self.delivery_failures += 1
+            DELIVERY_FAILURES.labels(self.service, topic).inc()
             log.error("delivery to %s failed: %s", msg.topic(), err)
+        else:
+            PRODUCED.labels(self.service, topic).inc()
 
     def write(self, topic: Topic, record_type: str, record: dict, key: bytes | None = None,
               timestamp_ms: int | None = None) -> None:

@@ -82,6 +82,7 @@ locals {
     VIGIL_TRITON_EMBEDDED          = "false"
     VIGIL_TRITON_URL               = module.triton.grpc_endpoint
     VIGIL_CLICKHOUSE_EMBEDDED      = "false"
+    VIGIL_PROMETHEUS_EMBEDDED      = "false"
     VIGIL_FRAME_STORE              = var.frame_store_uri
     VIGIL_MODEL_REPOSITORY         = "/opt/vigil/models"
     VIGIL_FLINK_LIB_DIR            = "/opt/vigil/jars"

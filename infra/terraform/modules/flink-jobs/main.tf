@@ -59,6 +59,10 @@ locals {
         "high-availability.storageDir"                              = "${var.checkpoint_uri}/vigil-${job}/ha"
         "kubernetes.operator.savepoint.history.max.count"           = "5"
         "kubernetes.operator.periodic.savepoint.interval"           = "6h"
+        # Flink's Prometheus reporter (plugins/metrics-prometheus): Flink's own metrics and the jobs' vigil_* user
+        # metrics (events by kind, matches, passages, dead letters) on 9249 of every JobManager and TaskManager pod
+        "metrics.reporter.prom.factory.class" = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+        "metrics.reporter.prom.port"          = "9249"
       }
       jobManager = {
         replicas = 1
@@ -69,7 +73,9 @@ locals {
         resource = { cpu = var.slots_per_taskmanager, memory = "${var.slots_per_taskmanager * var.taskmanager_memory_per_slot_mb + 1024}m" }
       }
       podTemplate = {
-        metadata = { labels = { "app.kubernetes.io/part-of" = "vigil", "vigil.io/job" = job } }
+        metadata = { labels = { "app.kubernetes.io/part-of" = "vigil", "vigil.io/job" = job }, annotations = {
+          "prometheus.io/scrape" = "true", "prometheus.io/port" = "9249", "prometheus.io/path" = "/metrics"
+        } }
         spec = {
           nodeSelector    = local.pool.node_selector
           tolerations     = local.pool.tolerations

@@ -1,5 +1,6 @@
 # The Vigil services as Kubernetes objects: ingest (a StatefulSet, one camera shard per pod), infer, the re-ID embed
 # service and the sink (Deployments scaled by KEDA on their consumer group's lag), evidence (one instance by design),
+# drift (one instance, its per-camera baselines on a volume),
 # the operator console, the re-ID search API and an optional feeds sink (DATEX II / webhooks / MQTT, one instance
 # with its state on a volume). Each container gets exactly the VIGIL_* settings its component reads
 # (settings.auto.json, generated from the Settings classes by infra/terraform/generate.py): names it does not read
@@ -23,12 +24,19 @@ locals {
     "sink"       = merge(local.known.components["sink"], [for o in var.sink_outputs : local.known.sink_outputs[o]]...)
     "sink-feeds" = merge(local.known.components["sink"], [for o in var.feed_outputs : local.known.sink_outputs[o]]...)
     "evidence"   = local.known.components["evidence"]
+    "drift"      = local.known.components["drift"]
     "console"    = local.known.components["console"]
     "reid-api"   = local.known.components["reid-api"]
   }
 
   data_dir = "/var/lib/vigil"
   base_env = merge(var.common_env, { VIGIL_DATA_DIR = local.data_dir })
+
+  # Prometheus metrics (vigil/metrics.py): the components built on the service runtime serve /metrics on this port;
+  # their pods carry the prometheus.io annotations, and the alert rules ship as ConfigMap vigil-prometheus-rules.
+  metrics_port = 9400
+  scraped      = ["ingest", "infer", "reid-embed", "sink", "sink-feeds", "evidence", "drift"]
+  metrics_env  = { VIGIL_METRICS_PORT = tostring(local.metrics_port), VIGIL_METRICS_HOST = "0.0.0.0" }
 
   cameras      = yamldecode(var.cameras_yaml).cameras
   shard_size   = ceil(length(local.cameras) / var.ingest_shards)
@@ -42,6 +50,7 @@ locals {
     "sink"       = { cpu = "2", memory = "512Mi" }
     "sink-feeds" = { cpu = "1", memory = "512Mi" }
     "evidence"   = { cpu = "2", memory = "2Gi" }
+    "drift"      = { cpu = "1", memory = "512Mi" }
     "console"    = { cpu = "1", memory = "512Mi" }
     "reid-api"   = { cpu = "1", memory = "1Gi" }
   }
@@ -78,6 +87,11 @@ locals {
       topics = [local.carrying["Incident"], local.carrying["FrameRef"], local.carrying["DetectionBatch"]]
       scaled = null, replicas = 1, port = null, health = null, env = {}
     }
+    "drift" = {
+      # one instance: per camera baselines on its volume, every camera's statistics in one place
+      kind     = "StatefulSet", command = ["vigil", "drift"], topics = [local.carrying["DetectionBatch"]], scaled = null
+      replicas = 1, port = null, health = null, env = {}
+    }
     "console" = {
       kind = "Deployment", command = ["vigil", "console"], topics = [], scaled = null, replicas = var.console.replicas
       port = 18090, health = "/healthz"
@@ -95,7 +109,7 @@ locals {
       scaled = null, replicas = var.reid_api.replicas, port = 18080, health = "/healthz", env = {}
     }
   }
-  enabled = toset(concat(["ingest", "infer", "reid-embed", "sink", "evidence"],
+  enabled = toset(concat(["ingest", "infer", "reid-embed", "sink", "evidence", "drift"],
     var.console.enabled ? ["console"] : [], var.reid_api.enabled ? ["reid-api"] : [],
   length(var.feed_outputs) > 0 ? ["sink-feeds"] : []))
   components = { for name, c in local.all_components : name => merge(c, {
@@ -106,7 +120,8 @@ locals {
 
   console_secret_env = var.console.enabled ? { VIGIL_CONSOLE_SECRET_KEY = var.console.secret_key_ref } : {}
 
-  env = { for name, c in local.components : name => merge(local.base_env, c.env, lookup(var.settings, name, {})) }
+  env = { for name, c in local.components : name => merge(local.base_env, contains(local.scraped, name) ? local.metrics_env : {},
+  c.env, lookup(var.settings, name, {})) }
   secret_env = { for name, c in local.components : name => {
     for k, ref in merge(var.secret_env, name == "console" ? local.console_secret_env : {}) : k => ref if contains(keys(local.reads[name]), k)
   } }
@@ -139,7 +154,7 @@ locals {
 
   volumes = { for name, c in local.components : name => concat(
     [{ name = "tmp", emptyDir = { sizeLimit = "1Gi" } }],
-    [for _ in(name == "sink-feeds" ? [] : [1]) : { name = "data", emptyDir = { sizeLimit = "10Gi" } }],
+    [for _ in(contains(["sink-feeds", "drift"], name) ? [] : [1]) : { name = "data", emptyDir = { sizeLimit = "10Gi" } }],
     [for _ in(name == "ingest" ? [1] : []) : { name = "cameras", projected = { sources = [for i, _ in local.shards : {
       configMap = { name = "vigil-cameras-shard-${i}", items = [{ key = "cameras.yaml", path = "shard-${i}.yaml" }] }
     }] } }],
@@ -179,15 +194,18 @@ locals {
       seccompProfile           = { type = "RuntimeDefault" }
     }
     volumeMounts = local.mounts[name]
-    }, [for _ in(c.service_port == null ? [] : [1]) : {
-      ports = [{ name = "http", containerPort = c.service_port, protocol = "TCP" }]
+    }, [for _ in(c.service_port == null && !contains(local.scraped, name) ? [] : [1]) : {
+      ports = concat(c.service_port == null ? [] : [{ name = "http", containerPort = c.service_port, protocol = "TCP" }],
+      contains(local.scraped, name) ? [{ name = "metrics", containerPort = local.metrics_port, protocol = "TCP" }] : [])
     }]...), [for _ in(c.health == null ? [] : [1]) : {
     readinessProbe = { httpGet = { path = c.health, port = "http" }, periodSeconds = 10, failureThreshold = 3 }
     livenessProbe  = { httpGet = { path = c.health, port = "http" }, periodSeconds = 20, failureThreshold = 3, initialDelaySeconds = 20 }
   }]...) }
 
   pod_templates = { for name, c in local.components : name => {
-    metadata = { labels = local.labels[name] }
+    metadata = merge({ labels = local.labels[name] }, contains(local.scraped, name) ? { annotations = {
+      "prometheus.io/scrape" = "true", "prometheus.io/port" = tostring(local.metrics_port), "prometheus.io/path" = "/metrics"
+    } } : {})
     spec = {
       serviceAccountName            = var.service_account_name
       automountServiceAccountToken  = false
@@ -213,7 +231,7 @@ locals {
   } }
 
   annotations = { for name, c in local.components : name => {
-    "vigil.io/consumer-group" = length(c.topics) > 0 ? local.group[name] : ""
+    "vigil.io/consumer-group" = length(c.topics) > 0 ? "${var.topic_namespace}${local.group[name]}" : ""
     "vigil.io/consumes"       = join(",", c.topics)
     "vigil.io/max-replicas"   = tostring(local.most_replicas[name])
   } }
@@ -224,7 +242,7 @@ locals {
     podManagementPolicy = "Parallel"
     selector            = { matchLabels = local.selector[name] }
     template            = local.pod_templates[name]
-    }, [for _ in(name == "sink-feeds" ? [1] : []) : {
+    }, [for _ in(contains(["sink-feeds", "drift"], name) ? [1] : []) : {
       volumeClaimTemplates = [{
         metadata = { name = "data" }
         spec     = { accessModes = ["ReadWriteOnce"], resources = { requests = { storage = "10Gi" } } }
@@ -269,7 +287,7 @@ locals {
         name = "consumer-lag"
         metadata = merge({
           bootstrapServers   = var.kafka_bootstrap
-          consumerGroup      = local.group[name]
+          consumerGroup      = "${var.topic_namespace}${local.group[name]}"
           lagThreshold       = tostring(ceil(var.capacities[c.scaled] * var.lag_target_s))
           offsetResetPolicy  = "earliest"
           allowIdleConsumers = "false"
@@ -300,7 +318,8 @@ locals {
     spec = {
       podSelector = { matchLabels = local.selector[name] }
       policyTypes = ["Ingress"]
-      ingress     = [for _ in(c.service_port == null ? [] : [1]) : { ports = [{ port = c.service_port, protocol = "TCP" }] }]
+      ingress = concat([for _ in(c.service_port == null ? [] : [1]) : { ports = [{ port = c.service_port, protocol = "TCP" }] }],
+      [for _ in(contains(local.scraped, name) ? [1] : []) : { ports = [{ port = local.metrics_port, protocol = "TCP" }] }])
     }
   }]
 
@@ -319,6 +338,12 @@ locals {
     kind       = "ConfigMap"
     metadata   = { name = "vigil-cameras", namespace = var.namespace, labels = { "app.kubernetes.io/part-of" = "vigil" } }
     data       = { "cameras.yaml" = var.cameras_yaml }
+    }, {
+    # The alert rules the embedded Prometheus loads too: mount into Prometheus (rule_files) or wrap in a PrometheusRule.
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = { name = "vigil-prometheus-rules", namespace = var.namespace, labels = { "app.kubernetes.io/part-of" = "vigil", "vigil.io/prometheus-rules" = "true" } }
+    data       = { "vigil-alerts.yml" = file("${path.module}/files/vigil-alerts.yml") }
     }], [for i, shard in local.shards : {
     apiVersion = "v1"
     kind       = "ConfigMap"

@@ -56,3 +56,8 @@ output "endpoints" {
   description = "In-cluster URLs of the HTTP services."
   value       = { for name, c in local.components : name => "http://vigil-${name}.${var.namespace}.svc:${c.port}" if c.port != null }
 }
+
+output "metrics" {
+  description = "Where Prometheus finds Vigil: the port every scraped component serves /metrics on, those components, and the ConfigMap holding the alert rules."
+  value       = { port = local.metrics_port, components = [for name in local.scraped : name if contains(keys(local.components), name)], rules_config_map = "vigil-prometheus-rules" }
+}

@@ -13,6 +13,7 @@ variables {
     VIGIL_TRITON_EMBEDDED     = "false"
     VIGIL_TRITON_URL          = "vigil-triton.vigil.svc:8001"
     VIGIL_CLICKHOUSE_EMBEDDED = "false"
+    VIGIL_PROMETHEUS_EMBEDDED = "false"
     VIGIL_CLICKHOUSE_DSN      = "http://clickhouse:8123/vigil"
     VIGIL_FRAME_STORE         = "s3://frames/vigil"
     VIGIL_MODEL_REPOSITORY    = "/models"

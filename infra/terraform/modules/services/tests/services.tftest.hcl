@@ -7,6 +7,7 @@ variables {
     VIGIL_TRITON_EMBEDDED     = "false"
     VIGIL_TRITON_URL          = "vigil-triton.vigil.svc:8001"
     VIGIL_CLICKHOUSE_EMBEDDED = "false"
+    VIGIL_PROMETHEUS_EMBEDDED = "false"
     VIGIL_FRAME_STORE         = "s3://frames/vigil"
     VIGIL_MODEL_REPOSITORY    = "/models"
     VIGIL_FLINK_LIB_DIR       = "/opt/vigil/jars"
@@ -46,6 +47,18 @@ run "renders" {
   assert {
     condition     = contains(output.env["sink"].secrets, "VIGIL_CLICKHOUSE_DSN") && output.env["sink"].plain["VIGIL_SINK_OUTPUTS"] == "[\"clickhouse\"]"
     error_message = "The sink gets its DSN from the Secret: ${jsonencode(output.env["sink"])}"
+  }
+  assert {
+    condition     = output.env["infer"].plain["VIGIL_METRICS_PORT"] == "9400" && output.env["infer"].plain["VIGIL_METRICS_HOST"] == "0.0.0.0" && !contains(keys(output.env["console"].plain), "VIGIL_METRICS_PORT")
+    error_message = "The runtime-based services serve metrics on 9400 for Prometheus; the console does not."
+  }
+  assert {
+    condition     = one([for m in output.manifests : m if m.kind == "Deployment" && m.metadata.name == "vigil-infer"]).spec.template.metadata.annotations["prometheus.io/port"] == "9400"
+    error_message = "Scraped pods carry the prometheus.io annotations."
+  }
+  assert {
+    condition     = can(yamldecode(one([for m in output.manifests : m if m.kind == "ConfigMap" && m.metadata.name == "vigil-prometheus-rules"]).data["vigil-alerts.yml"]).groups[0].rules[0].alert)
+    error_message = "The alert rules ship as a ConfigMap."
   }
 }
 

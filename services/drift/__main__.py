@@ -1,0 +1,5 @@
+import sys
+
+from services.drift.service import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""One frame's journey as one trace in ClickHouse: the car footage through ingest, Triton/infer, the re-ID embed
+service and the sink, with spans stored in `otel_traces` (the OpenTelemetry Collector's ClickHouse layout). A frame's
+trace holds its ingest span (the root), its infer span and the sink's insert of its detection row, each a child of the
+root, in that order in time; the per-hop latency budget comes out of one SQL query."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from services.ingest.service import run as run_ingest
+from tests.conftest import CAR_VIDEO, running, wait_for_rows
+from vigil.cameras import Camera
+from vigil.store.client import connect
+from vigil.telemetry import configure_tracing, flush_traces
+
+pytestmark = pytest.mark.slow
+
+BUDGET = """
+SELECT SpanName, count() AS spans,
+       round(quantile(0.5)(offset_ms), 1) AS p50_from_capture_ms, round(quantile(0.95)(offset_ms), 1) AS p95_from_capture_ms,
+       round(quantile(0.5)(Duration) / 1e6, 2) AS p50_duration_ms
+FROM (
+    SELECT s.SpanName AS SpanName, s.Duration AS Duration,
+           dateDiff('millisecond', r.Timestamp, s.Timestamp + toIntervalNanosecond(s.Duration)) AS offset_ms
+    FROM otel_traces AS s
+    INNER JOIN (SELECT TraceId, Timestamp FROM otel_traces WHERE SpanName = 'ingest.frame'
+                AND SpanAttributes['camera.id'] = {c:String}) AS r ON s.TraceId = r.TraceId
+)
+GROUP BY SpanName ORDER BY p50_from_capture_ms
+"""
+
+
+@pytest.fixture(scope="module")
+def traced_run(stack):
+    from tests.conftest import IngestSettings, isolated_settings
+
+    settings = isolated_settings(stack, IngestSettings, traces_clickhouse=True)
+    configure_tracing(settings, "pytest")
+    camera_id = f"car-traced-{uuid.uuid4().hex[:6]}"
+    with running(settings):
+        summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=2, pace="fast")], settings, threading.Event())
+        published = summary[camera_id]["frames_published"]
+        wait_for_rows(settings, "SELECT count() FROM detections FINAL WHERE camera_id = {c:String}", published,
+                      parameters={"c": camera_id})
+    assert flush_traces()
+    wait_for_rows(settings, "SELECT count() FROM otel_traces WHERE SpanName = 'sink.insert' AND "
+                  "SpanAttributes['camera.id'] = {c:String}", published, timeout_s=60, parameters={"c": camera_id})
+    return settings, camera_id, published
+
+
+def test_a_frame_is_followed_from_ingest_to_its_detection_row(traced_run):
+    settings, camera_id, _ = traced_run
+    client = connect(settings)
+    frame_id = client.query("SELECT frame_id FROM detections FINAL WHERE camera_id = {c:String} ORDER BY sequence "
+                            "LIMIT 1 OFFSET 10", parameters={"c": camera_id}).result_rows[0][0]
+    spans = client.query(
+        "SELECT SpanName, SpanId, ParentSpanId, TraceId, Timestamp, Duration FROM otel_traces WHERE TraceId = "
+        "(SELECT any(TraceId) FROM otel_traces WHERE SpanName = 'ingest.frame' AND SpanAttributes['frame.id'] = {f:String}) "
+        "ORDER BY Timestamp", parameters={"f": frame_id}).result_rows
+    by_name = {name: (span_id, parent, start, duration) for name, span_id, parent, _, start, duration in spans}
+    assert {"ingest.frame", "infer.frame", "sink.insert"} <= set(by_name), spans
+    root = by_name["ingest.frame"]
+    assert root[1] == ""  # the root
+    for hop in ("infer.frame", "sink.insert"):
+        assert by_name[hop][1] == root[0], f"{hop} is not a child of the frame's ingest span"
+    assert root[2] <= by_name["infer.frame"][2] <= by_name["sink.insert"][2]
+    assert len({trace for *_, trace, _, _ in spans}) == 1
+
+
+def test_every_frame_has_its_trace_and_the_budget_is_one_query(traced_run):
+    settings, camera_id, published = traced_run
+    client = connect(settings)
+    traces = client.query("SELECT uniqExact(TraceId) FROM otel_traces WHERE SpanName = 'ingest.frame' AND "
+                          "SpanAttributes['camera.id'] = {c:String}", parameters={"c": camera_id}).result_rows[0][0]
+    assert traces == published
+    budget = {row[0]: row for row in client.query(BUDGET, parameters={"c": camera_id}).result_rows}
+    assert budget["sink.insert"][1] == published and budget["infer.frame"][1] == published
+    assert budget["ingest.frame"][2] <= budget["infer.frame"][2] <= budget["sink.insert"][2]
