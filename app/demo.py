@@ -219,7 +219,8 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
            # seven cameras, three Flink jobs and the whole stack on one small machine are past the 4 cameras that keep
            # up on 2 cores with the neural detector: the demo keeps every frame (latency grows) instead of dropping
            # late ones, so its counts and tracks are whole; the latency table says how far behind it ran
-           "VIGIL_MAX_LAG_MS": "0"}
+           "VIGIL_MAX_LAG_MS": "0",
+           "VIGIL_TRACES_CLICKHOUSE": "true"}  # every frame's journey as a trace in otel_traces
     logs = settings.log_dir
     procs: dict[str, subprocess.Popen] = {}
 
@@ -336,6 +337,10 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
             _table(console, titles[key], client.query(sql, parameters=window))
             if key == "incidents":
                 _print_evidence(console, client, window, stats["evidence"])
+        from vigil.trace_store import TRACE_BUDGET
+
+        _table(console, "car-park: per-hop latency budget from its frames' traces (otel_traces; ms after the "
+               "frame's ingest span began)", client.query(TRACE_BUDGET, parameters={"c": "car-park", **window}))
         console.rule("[bold]Traffic data (traffic.v1, from the PyFlink traffic job)")
         _table(console, "Vehicles counted per count line, direction and class (VehiclePassage)", client.query(
             "SELECT p.camera_id, p.lane, p.line, if(p.direction > 0, 'with lane', 'AGAINST lane') AS direction, "
@@ -366,7 +371,7 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
                       "  .venv/bin/vigil stack up --only clickhouse && .venv/bin/vigil sql \"SELECT ...\" && .venv/bin/vigil stack down\n"
                       "Tables: frames, detections (one row per frame, boxes as arrays), tracks (view), camera_status, "
                       "anomalies (raw events), incidents (every revision), incident_verdicts, incidents_current (view), "
-                      "track_summaries, reid_matches, tracks_global (view), traffic_bins, vehicle_passages, dead_letters, "
+                      "track_summaries, reid_matches, tracks_global (view), traffic_bins, vehicle_passages, dead_letters, otel_traces, "
                       "object_classes. "
                       "Use FINAL for exact counts after replays.\n"
                       "Search them by appearance with the re-ID API: .venv/bin/vigil reid-api --port 18080, then e.g.\n"

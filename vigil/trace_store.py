@@ -17,6 +17,24 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 log = logging.getLogger("vigil.traces")
 
+# The per-hop latency budget of a camera's frames, from their traces: per span name, how long after the frame's
+# ingest span began that hop was done (p50/p95), and the hop's own duration. {c}: camera id, {since}: from.
+TRACE_BUDGET = """
+SELECT SpanName AS hop, count() AS spans,
+       round(quantile(0.5)(offset_ms), 1) AS done_after_capture_p50_ms,
+       round(quantile(0.95)(offset_ms), 1) AS done_after_capture_p95_ms,
+       round(quantile(0.5)(Duration) / 1e6, 2) AS own_duration_p50_ms
+FROM (
+    SELECT s.SpanName AS SpanName, s.Duration AS Duration,
+           dateDiff('millisecond', r.Timestamp, s.Timestamp + toIntervalNanosecond(s.Duration)) AS offset_ms
+    FROM otel_traces AS s
+    INNER JOIN (SELECT TraceId, Timestamp FROM otel_traces WHERE SpanName = 'ingest.frame'
+                AND SpanAttributes['camera.id'] = {c:String} AND Timestamp >= {since:DateTime64(3)}) AS r
+        ON s.TraceId = r.TraceId
+)
+GROUP BY SpanName ORDER BY done_after_capture_p50_ms
+"""
+
 COLUMNS = ["Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
            "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration", "StatusCode",
            "StatusMessage", "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId", "Links.SpanId",
