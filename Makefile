@@ -107,7 +107,7 @@ demo: setup
 	$(VENV)/bin/vigil demo
 
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=25
 
 # The pure tests only (no broker, Triton, Flink or store): seconds, for the edit-test loop.
 test-fast: $(INSTALLED)

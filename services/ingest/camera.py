@@ -52,7 +52,13 @@ class CameraWorker:
     def _set_state(self, state: str, message: str | None = None) -> None:
         changed = state != self.counters.state or message != self.counters.message
         self.counters.state, self.counters.message = state, message
-        CAMERA_ONLINE.labels(self.camera.id).set(1 if state in ("ONLINE", "DEGRADED") else 0)
+        if state == "ENDED":  # a file that played to its end is neither online nor offline: no series, no alert
+            try:
+                CAMERA_ONLINE.remove(self.camera.id)
+            except KeyError:
+                pass
+        else:
+            CAMERA_ONLINE.labels(self.camera.id).set(1 if state in ("ONLINE", "DEGRADED") else 0)
         if changed:
             self._report()
 
