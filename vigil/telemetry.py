@@ -20,21 +20,38 @@ from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 log = logging.getLogger("vigil.telemetry")
 
+class _Sampling(Sampler):
+    """Parent-based ratio sampling whose ratio `configure_tracing` can set after tracers exist (services create
+    theirs while being built, before `main()` configures the process)."""
+
+    def __init__(self, ratio: float = 1.0):
+        self.set_ratio(ratio)
+
+    def set_ratio(self, ratio: float) -> None:
+        self.ratio, self.inner = ratio, ParentBased(TraceIdRatioBased(ratio))
+
+    def should_sample(self, *args, **kwargs):
+        return self.inner.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return self.inner.get_description()
+
+
 _provider: TracerProvider | None = None
+_sampling = _Sampling()
 _lock = threading.Lock()
 _exporting: set[str] = set()
 
 
-def _ensure_provider(service_name: str, sample_ratio: float = 1.0) -> TracerProvider:
+def _ensure_provider(service_name: str) -> TracerProvider:
     global _provider
     with _lock:
         if _provider is None:
-            _provider = TracerProvider(resource=Resource.create({"service.name": service_name}),
-                                       sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
+            _provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=_sampling)
             if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
                 try:
                     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -51,7 +68,8 @@ def _ensure_provider(service_name: str, sample_ratio: float = 1.0) -> TracerProv
 def configure_tracing(settings, service_name: str):
     """Set up this process's provider for `service_name` as `settings` ask; adding the ClickHouse exporter later (a
     test, or a second service in one process) attaches it to the provider that already exists. Returns the provider."""
-    provider = _ensure_provider(f"vigil.{service_name}", getattr(settings, "trace_sample_ratio", 1.0))
+    provider = _ensure_provider(f"vigil.{service_name}")
+    _sampling.set_ratio(getattr(settings, "trace_sample_ratio", 1.0))
     if getattr(settings, "traces_clickhouse", False):
         key = f"clickhouse:{settings.clickhouse_dsn}"
         with _lock:

@@ -67,3 +67,29 @@ def test_every_frame_has_its_trace_and_the_budget_is_one_query(traced_run):
     budget = {row[0]: row for row in client.query(TRACE_BUDGET, parameters={"c": camera_id, "since": "2000-01-01 00:00:00"}).result_rows}
     assert budget["sink.insert"][1] == published and budget["infer.frame"][1] == published
     assert budget["ingest.frame"][2] <= budget["infer.frame"][2] <= budget["sink.insert"][2]
+
+
+def test_sampling_keeps_whole_frames_at_the_configured_ratio():
+    """A ratio set after the tracers exist applies at the root, and children follow their root's decision."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from vigil.telemetry import context_from, current_trace_context, tracer
+
+    root_tracer, child_tracer = tracer("vigil.ingest"), tracer("vigil.infer")
+    memory = InMemorySpanExporter()
+    provider = configure_tracing(type("S", (), {"trace_sample_ratio": 0.25})(), "pytest")
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    try:
+        for i in range(2000):
+            with root_tracer.start_as_current_span("ingest.frame", attributes={"frame.id": f"s{i}"}):
+                carrier = current_trace_context()
+            with child_tracer.start_as_current_span("infer.frame", context=context_from(carrier)):
+                pass
+    finally:
+        configure_tracing(type("S", (), {"trace_sample_ratio": 1.0})(), "pytest")
+    spans = memory.get_finished_spans()
+    memory.shutdown()  # the processor stays on the process's provider: keep nothing more
+    roots = {s.context.trace_id for s in spans if s.name == "ingest.frame"}
+    children = {s.context.trace_id for s in spans if s.name == "infer.frame"}
+    assert 350 < len(roots) < 650 and children == roots  # 25 % of 2,000, whole traces only
