@@ -24,7 +24,7 @@ def private_settings(root: Path | None = None, **overrides) -> Settings:
     root = root or Path(tempfile.mkdtemp(prefix="vigil-load-"))
     return Settings(data_dir=root, kafka_bootstrap=f"127.0.0.1:{free_port()}", triton_url=f"127.0.0.1:{free_port()}",
                     triton_http_port=free_port(), triton_metrics_port=free_port(),
-                    clickhouse_dsn=f"http://127.0.0.1:{free_port()}/default", **overrides)
+                    clickhouse_dsn=f"http://127.0.0.1:{free_port()}/default", prometheus_port=free_port(), **overrides)
 
 
 def env_for(settings: Settings, **extra) -> dict:
