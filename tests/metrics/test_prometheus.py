@@ -76,6 +76,8 @@ def test_prometheus_has_rows_latency_and_triton_call_times(scraped_run):
     assert p95 and p95 > 0
     assert wait_value(settings, "sum(vigil_triton_call_seconds_count)", lambda v: v > 0) > 0
     assert wait_value(settings, 'sum(vigil_batch_size_count{service="infer"})', lambda v: v > 0) > 0
+    lag = wait_value(settings, 'count(vigil_consumer_lag{service="infer", topic="frames.v1"})', lambda v: v > 0)
+    assert lag and lag > 0  # a series per partition it consumed from
 
 
 def test_the_dead_letter_alert_fires_with_its_cause(scraped_run):
