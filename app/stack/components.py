@@ -31,6 +31,7 @@ class Health:
 class Component:
     name = "component"
     embedded_setting = ""
+    required = True  # False: Vigil runs without it, so when not embedded it is not checked at all (Prometheus)
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -252,6 +253,7 @@ class Prometheus(Component):
 
     name = "prometheus"
     embedded_setting = "prometheus_embedded"
+    required = False  # your own Prometheus scrapes the services; nothing waits for it
 
     def ports(self):
         return [(self.settings.prometheus_port, "VIGIL_PROMETHEUS_PORT")]

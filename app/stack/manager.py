@@ -20,7 +20,9 @@ class PartReport:
 
 
 def components(settings: Settings) -> list[Component]:
-    return [Broker(settings), Store(settings), Triton(settings), Prometheus(settings)]
+    """The parts `vigil stack` manages: a part Vigil can run without is left out when it is not embedded."""
+    parts = [Broker(settings), Store(settings), Triton(settings), Prometheus(settings)]
+    return [part for part in parts if part.required or part.embedded]
 
 
 def up(settings: Settings, only: list[str] | None = None, log=print) -> list[PartReport]:
