@@ -76,7 +76,8 @@ def configure_tracing(settings, service_name: str):
             if key not in _exporting:
                 from vigil.trace_store import ClickHouseSpanExporter
 
-                provider.add_span_processor(BatchSpanProcessor(ClickHouseSpanExporter(settings), schedule_delay_millis=1000))
+                provider.add_span_processor(BatchSpanProcessor(ClickHouseSpanExporter(settings), schedule_delay_millis=5000,
+                                                                max_export_batch_size=2048, max_queue_size=8192))
                 _exporting.add(key)
     return provider
 

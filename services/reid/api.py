@@ -29,6 +29,9 @@ from vigil.reid_embedding import crop_boxes
 
 class ApiSettings(Settings):
     reid_model: str = Field("reid_learned", description="Triton embedder for crop search; must be the one infer uses.")
+    reid_api_min_samples: int = Field(4, ge=1, description="Tracks embedded from fewer crops (glimpses, reflections at "
+                                      "an exit) are fragments: left out of searches unless asked for, marked when "
+                                      "shown. The re-ID job's own gate (min_samples) is the same 4.")
 
 
 class Track(BaseModel):
@@ -43,6 +46,10 @@ class Track(BaseModel):
     global_id: str = Field(description="Global identity; '<camera>:<track>' of the earliest track in its chain.")
     embedder: str
     best_crop_uri: str | None
+    embedding_samples: int = Field(description="Crops the track's mean embedding was built from.")
+    reliable: bool = Field(description="False for a fragment (fewer crops than VIGIL_REID_API_MIN_SAMPLES): one or two "
+                                       "crops embed to nearly the same vector whatever they show, so its similarities "
+                                       "say little.")
 
 
 class Hit(Track):
@@ -67,14 +74,18 @@ class Transit(BaseModel):
 
 TRACK_COLUMNS = """s.camera_id, s.track_id, s.class_id, s.first_seen, s.last_seen, s.detections, s.entry_x, s.entry_y,
     s.exit_x, s.exit_y, if(i.global_id = '', concat(s.camera_id, ':', toString(s.track_id)), i.global_id) AS gid,
-    s.embedder, s.best_crop_uri"""
+    s.embedder, s.best_crop_uri, s.embedding_samples"""
 FROM_TRACKS = """FROM track_summaries AS s FINAL
     LEFT JOIN track_identities AS i ON s.camera_id = i.camera_id AND s.track_id = i.track_id"""
 
 
-def _track(row) -> dict:
+N_TRACK_COLUMNS = 14
+
+
+def _track(row, min_samples: int) -> dict:
     return dict(camera_id=row[0], track_id=row[1], class_id=row[2], first_seen=row[3], last_seen=row[4], detections=row[5],
-                entry_xy=(row[6], row[7]), exit_xy=(row[8], row[9]), global_id=row[10], embedder=row[11], best_crop_uri=row[12])
+                entry_xy=(row[6], row[7]), exit_xy=(row[8], row[9]), global_id=row[10], embedder=row[11], best_crop_uri=row[12],
+                embedding_samples=row[13], reliable=row[13] >= min_samples)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -101,12 +112,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if not rows:
             raise HTTPException(404, f"no track {track_id} on camera {camera_id!r} (summaries are written when a track "
                                      "ends, and every 30 s while it lasts)")
-        return _track(rows[0]), list(rows[0][13])
+        return _track(rows[0], settings.reid_api_min_samples), list(rows[0][N_TRACK_COLUMNS])
 
     def ranked(vector: list[float], embedder_name: str, limit: int, class_id: int | None, exclude: tuple | None,
-               other_cameras_of: str | None, since, cameras: list[str] | None) -> list[Hit]:
+               other_cameras_of: str | None, since, cameras: list[str] | None, fragments: bool = False) -> list[Hit]:
         where = ["s.embedder = {e:String}", "length(s.embedding) = {n:UInt32}"]
         parameters: dict = {"e": embedder_name, "n": len(vector), "q": vector, "limit": limit}
+        if not fragments:
+            where.append("s.embedding_samples >= {ms:UInt32}")
+            parameters["ms"] = settings.reid_api_min_samples
         if class_id is not None:
             where.append("s.class_id = {cls:UInt16}")
             parameters["cls"] = class_id
@@ -125,7 +139,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         rows = client().query(
             f"SELECT {TRACK_COLUMNS}, 1 - cosineDistance(s.embedding, {{q:Array(Float32)}}) AS similarity {FROM_TRACKS} "
             f"WHERE {' AND '.join(where)} ORDER BY similarity DESC LIMIT {{limit:UInt32}}", parameters=parameters).result_rows
-        return [Hit(**_track(row), similarity=round(float(row[13]), 4)) for row in rows]
+        return [Hit(**_track(row, settings.reid_api_min_samples), similarity=round(float(row[N_TRACK_COLUMNS]), 4))
+                for row in rows]
 
     @app.get("/healthz", summary="Liveness: the store answers")
     def healthz():
@@ -142,17 +157,24 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 same_class: bool = Query(True, description="only tracks of the same class"),
                 other_cameras: bool = Query(True, description="only tracks on other cameras"),
                 after: bool = Query(False, description="only tracks that started after this one ended (where did it go next?)"),
-                cameras: list[str] | None = Query(None, description="only these cameras (repeat the parameter)")):
+                cameras: list[str] | None = Query(None, description="only these cameras (repeat the parameter)"),
+                fragments: bool = Query(False, description="also fragments (tracks embedded from too few crops), "
+                                                           "marked reliable=false")):
         found, vector = get_track(camera_id, track_id)
         if not vector:
             raise HTTPException(409, f"track {track_id} on {camera_id!r} has no embedding (infer ran without an embedder)")
+        if not found["reliable"] and not fragments:
+            raise HTTPException(409, f"track {track_id} on {camera_id!r} is a fragment (embedded from "
+                                     f"{found['embedding_samples']} crops, fewer than {settings.reid_api_min_samples}): "
+                                     "its similarities say little; pass fragments=true to search anyway")
         return ranked(vector, found["embedder"], limit, found["class_id"] if same_class else None, (camera_id, track_id),
-                      camera_id if other_cameras else None, found["last_seen"] if after else None, cameras)
+                      camera_id if other_cameras else None, found["last_seen"] if after else None, cameras, fragments)
 
     @app.post("/search/crop", response_model=list[Hit], summary="Tracks that look like an uploaded image of the object")
     def search_crop(image: UploadFile = File(..., description="JPEG or PNG of the object, cropped to it"),
                     class_id: int | None = Form(None), limit: int = Form(10, ge=1, le=200),
-                    cameras: str | None = Form(None, description="only these cameras, comma-separated")):
+                    cameras: str | None = Form(None, description="only these cameras, comma-separated"),
+                    fragments: bool = Form(False, description="also fragments (too few crops), marked reliable=false")):
         data = image.file.read()
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if pixels is None:
@@ -167,7 +189,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             raise HTTPException(503, f"embedder {settings.reid_model!r} unavailable at {settings.triton_url}: "
                                      f"{str(exc).splitlines()[0]}") from None
         return ranked([float(v) for v in vector], model.name, limit, class_id, None, None, None,
-                      [c for c in cameras.split(",") if c] if cameras else None)
+                      [c for c in cameras.split(",") if c] if cameras else None, fragments)
 
     @app.get("/identities/{global_id}/trajectory", response_model=list[Step],
              summary="Every camera a global identity was seen on, in time order, with transit times")
@@ -182,7 +204,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         steps = []
         for row in rows:
             transit, similarity = edges.get((row[0], row[1]), (None, None))
-            steps.append(Step(**_track(row), transit_s=transit, match_similarity=similarity))
+            steps.append(Step(**_track(row, settings.reid_api_min_samples), transit_s=transit, match_similarity=similarity))
         return steps
 
     @app.get("/transit", response_model=list[Transit], summary="Transit times between camera pairs, from the matches")

@@ -30,7 +30,10 @@ def api(stack, people):  # noqa: F811
     rows = [summary("api-west", 1, T0, T0 + 10_000, vectors["p2a"], embedder=embedder.name),
             summary("api-east", 2, T0 + 22_000, T0 + 30_000, vectors["p2b-east"], embedder=embedder.name),
             summary("api-west", 3, T0 + 40_000, T0 + 50_000, vectors["p3"], embedder=embedder.name),
-            summary("api-east", 4, T0 + 60_000, T0 + 65_000, vectors["p3-east"], embedder=embedder.name)]
+            summary("api-east", 4, T0 + 60_000, T0 + 65_000, vectors["p3-east"], embedder=embedder.name),
+            # a fragment: one crop (a reflection at the exit) whose vector happens to sit on p2's
+            {**summary("api-east", 5, T0 + 21_000, T0 + 21_200, vectors["p2a"], embedder=embedder.name),
+             "embedding_samples": 1}]
     match = dict(match_id="api-west:1->api-east:2", global_id="api-west:1", class_id=0, from_camera_id="api-west",
                  from_track_id=1, from_last_seen_ms=T0 + 10_000, to_camera_id="api-east", to_track_id=2,
                  to_first_seen_ms=T0 + 22_000, similarity=float(vectors["p2a"] @ vectors["p2b-east"]),
@@ -85,3 +88,17 @@ def test_errors_and_openapi(api):
     assert client.get("/tracks/api-west/not-a-number").status_code == 422
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/tracks/{camera_id}/{track_id}/similar", "/search/crop", "/identities/{global_id}/trajectory", "/transit"} <= set(paths)
+
+
+def test_a_fragment_does_not_outrank_the_true_match(api):
+    client, _ = api
+    mine = {"cameras": ["api-west", "api-east"]}
+    hits = client.get("/tracks/api-west/1/similar", params={"limit": 5, **mine}).json()
+    assert (hits[0]["camera_id"], hits[0]["track_id"]) == ("api-east", 2) and hits[0]["reliable"]
+    assert ("api-east", 5) not in [(h["camera_id"], h["track_id"]) for h in hits], "fragments are left out"
+    shown = client.get("/tracks/api-west/1/similar", params={"limit": 5, "fragments": True, **mine}).json()
+    fragment = next(h for h in shown if (h["camera_id"], h["track_id"]) == ("api-east", 5))
+    assert fragment["reliable"] is False and fragment["embedding_samples"] == 1
+    refused = client.get("/tracks/api-east/5/similar", params=mine)
+    assert refused.status_code == 409 and "fragment" in refused.json()["detail"]
+    assert client.get("/tracks/api-east/5").json()["reliable"] is False
