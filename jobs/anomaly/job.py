@@ -106,6 +106,7 @@ class Incidents(KeyedProcessFunction):
 
     def __init__(self, settings: IncidentSettings, frame_store_uri: str):
         self.settings, self.frame_store_uri = settings, frame_store_uri
+        self.metrics: JobMetrics | None = None  # set in open(); the stage also runs without Flink (tests, replays)
 
     def open(self, runtime_context: RuntimeContext):
         self.book = runtime_context.get_state(ValueStateDescriptor("incident_book", PICKLED))
@@ -121,7 +122,7 @@ class Incidents(KeyedProcessFunction):
         else:
             revisions = book.observe(value, now_ms, self.uris)
         self.book.update(book)
-        for revision in revisions:
+        for revision in revisions if self.metrics is not None else ():
             self.metrics.count("incident_revisions", kind=revision["kind"], state=revision["state"])
         yield from revisions
 
