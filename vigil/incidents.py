@@ -57,13 +57,17 @@ def publish_verdict(settings: Settings, record: dict) -> None:
         output.close()
 
 
-def queue(client, camera: str | None = None, kind: str | None = None, state: str | None = None, limit: int = 50):
-    """Newest and most severe first, like the operator console's queue."""
+def queue(client, camera: str | None = None, kind: str | None = None, state: str | None = None, limit: int = 50,
+          cameras: list[str] | None = None):
+    """Newest and most severe first, like the operator console's queue; `cameras`: only those (a console's scope)."""
     where, parameters = [], {}
     for column, value in (("camera_id", camera), ("kind", kind), ("state", state)):
         if value:
             where.append(f"{column} = {{{column}:String}}")
             parameters[column] = value
+    if cameras is not None:
+        where.append("camera_id IN {scope:Array(String)}")
+        parameters["scope"] = list(cameras)
     sql = ("SELECT incident_id, state, ifNull(verdict, '') AS verdict, severity, camera_id, kind, zones, track_ids, "
            "opened, cleared, revision, snapshot_uri, clip_uri FROM incidents_current"
            + (f" WHERE {' AND '.join(where)}" if where else "")

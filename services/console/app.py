@@ -74,11 +74,13 @@ def create_app(settings: ConsoleSettings | None = None, incident_store=None, pub
         from vigil.framestore import open_frame_store
 
         store = open_frame_store(settings.frame_store_uri)
-    hub = live.LiveHub(settings, camera_geometry(settings), store=store, kafka=kafka)
+    geometry = camera_geometry(settings)
+    hub = live.LiveHub(settings, geometry, store=store, kafka=kafka)
     console = Console(settings=settings, users=UserStore(settings.users_path),
                       signer=SessionSigner(settings.secret_key(), settings.console_session_ttl_s),
                       throttle=LoginThrottle(settings.console_login_max_failures, settings.console_login_lockout_s),
-                      hub=hub, incidents=incident_store or incidents.ClickHouseIncidents(settings),
+                      hub=hub, incidents=incident_store or incidents.ClickHouseIncidents(
+                          settings, sorted(geometry) if settings.console_cameras else None),
                       publish=publish or (lambda record: publish_verdict(settings, record)), s3_store=store)
 
     @asynccontextmanager

@@ -90,8 +90,9 @@ class ClickHouseIncidents:
     """The console's reads of the store, one clickhouse-connect client per thread (the server threads query at
     once)."""
 
-    def __init__(self, settings):
-        self.settings = settings
+    def __init__(self, settings, cameras: list[str] | None = None):
+        """`cameras`: the console's scope (its camera file's cameras); None = every camera in the store."""
+        self.settings, self.cameras = settings, cameras
         self._local = threading.local()
 
     def client(self):
@@ -105,10 +106,12 @@ class ClickHouseIncidents:
         return [dict(zip(result.column_names, row)) for row in result.result_rows]
 
     def queue(self, camera=None, kind=None, state=None, limit=100) -> list[dict]:
-        return self._rows(queue(self.client(), camera, kind, state, limit))
+        return self._rows(queue(self.client(), camera, kind, state, limit, self.cameras))
 
     def filters(self) -> dict:
-        rows = self.client().query("SELECT groupUniqArray(camera_id), groupUniqArray(kind) FROM incidents").result_rows
+        scope = "" if self.cameras is None else " WHERE camera_id IN {scope:Array(String)}"
+        rows = self.client().query("SELECT groupUniqArray(camera_id), groupUniqArray(kind) FROM incidents" + scope,
+                                   parameters={} if self.cameras is None else {"scope": self.cameras}).result_rows
         cameras, kinds = rows[0] if rows else ([], [])
         return {"cameras": sorted(cameras), "kinds": sorted(kinds), "states": list(STATES)}
 
@@ -116,8 +119,8 @@ class ClickHouseIncidents:
         rows = self._rows(self.client().query(
             "SELECT *, ifNull(verdict, '') AS verdict FROM incidents_current WHERE incident_id = {id:String}",
             parameters={"id": incident_id}))
-        if not rows:
-            return None
+        if not rows or (self.cameras is not None and rows[0]["camera_id"] not in self.cameras):
+            return None  # another console's camera: as if it did not exist
         found = rows[0]
         found["revisions"] = self._rows(self.client().query(
             "SELECT revision, state, severity, toUnixTimestamp64Milli(updated) AS updated_ms, "

@@ -97,7 +97,10 @@ def publish_incident_window(settings, frames, opened_ms: int) -> dict:
              "score": 42.0, "threshold": 20.0, "detection_suspended": True,
              "snapshot_uri": evidence_uris(settings.frame_store_uri, MOVED, moved_id)[0],
              "clip_uri": evidence_uris(settings.frame_store_uri, MOVED, moved_id)[1]}
-    for record in (incident, other, moved):
+    # a camera this console does not show (another console's, or another test's): never in its queue
+    foreign = {**other, "incident_id": f"elsewhere:wrong_way:{opened_ms + 3000}", "camera_id": "elsewhere",
+               "event_ids": ["elsewhere:e1"], "opened_ms": opened_ms + 3000}
+    for record in (incident, other, moved, foreign):
         output.write(INCIDENTS, "Incident", record, key=record["camera_id"].encode(), timestamp_ms=record["emitted_ts_ms"])
     assert output.flush()
     output.close()
@@ -118,7 +121,7 @@ def console(base, tmp_path_factory):
          "traffic": CAR_TRAFFIC.model_dump(mode="json")} for camera in CAMERAS]}))
     with running(iso, infer=False, sink=True, reid=False):
         published = publish_incident_window(iso, frames, opened_ms=time.time_ns() // 1_000_000 - 120_000)
-        assert wait_for_rows(iso, "SELECT count() FROM incidents FINAL", 3, timeout_s=60) >= 3
+        assert wait_for_rows(iso, "SELECT count() FROM incidents FINAL", 4, timeout_s=60) >= 4
         assert wait_for_rows(iso, "SELECT count() FROM detections FINAL", 100, timeout_s=60) >= 100
         port = free_port()
         process = start_console(console_env(iso, port, work / "users.json", secrets.token_urlsafe(32), cameras_file),
