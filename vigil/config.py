@@ -82,6 +82,10 @@ class Settings(BaseSettings):
         """The deployed name of a logical topic: the namespace prefix, then the name."""
         return f"{self.topic_namespace}{name}"
 
+    def logical_topic(self, deployed: str) -> str:
+        """The logical name of a deployed topic (the namespace prefix taken off), as metrics label it."""
+        return deployed[len(self.topic_namespace):] if deployed.startswith(self.topic_namespace) else deployed
+
     @property
     def kafka_host_port(self) -> tuple[str, int]:
         host, _, port = self.kafka_bootstrap.split(",")[0].rpartition(":")

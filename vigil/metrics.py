@@ -134,10 +134,6 @@ def register_target(settings, name: str, port: int) -> Path:
     return path
 
 
-def unregister_target(settings, name: str) -> None:
-    (settings.data_dir / "prometheus" / "targets" / f"{name}.json").unlink(missing_ok=True)
-
-
 def prometheus_query(settings, promql: str, timeout_s: float = 10.0) -> list[dict]:
     """An instant query against the embedded Prometheus: the result vector ([{metric: {...}, value: [t, "v"]}])."""
     import urllib.parse

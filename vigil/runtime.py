@@ -81,18 +81,24 @@ class Incoming:
         return self.message.key()
 
 
+def name_outputs(outputs: list, service: str) -> None:
+    """Give outputs that label their metrics by service (the Kafka output) the name of the service that owns them,
+    unless one already has it."""
+    for output in outputs:
+        if getattr(output, "service", None) == "unnamed":
+            output.service = service
+
+
 class DeadLetters:
     """A message a service cannot process goes to deadletter.v1 unchanged, with the reason, and is counted; the
     service moves on. Dead letters that are themselves unprocessable are only counted (never dead-letter a dead letter)."""
 
     def __init__(self, output, service: str, settings: Settings):
-        self.output, self.service = output, service
+        self.output, self.service, self.settings = output, service, settings
         self.topic_name = DEADLETTER.deployed(settings)
-        self.namespace = settings.topic_namespace
         self.count = 0
         self.dropped = 0
-        if getattr(output, "service", None) == "unnamed":
-            output.service = service
+        name_outputs([output], service)
 
     def send(self, message, reason: str, cause: str | None = None) -> None:
         """`cause`: a short fixed label for the metrics (default: the reason up to its first ':')."""
@@ -100,8 +106,7 @@ class DeadLetters:
             self.dropped += 1
             return
         self.count += 1
-        topic = message.topic()
-        DEAD_LETTERS.labels(self.service, topic[len(self.namespace):] if topic.startswith(self.namespace) else topic,
+        DEAD_LETTERS.labels(self.service, self.settings.logical_topic(message.topic()),
                             cause or dead_letter_cause(reason)).inc()
         log.warning("%s: dead-lettering %s[%d]@%d: %s", self.service, message.topic(), message.partition(),
                     message.offset(), reason)
@@ -146,10 +151,11 @@ class StreamService:
         self.consumer_overrides = consumer_overrides or {}
         self.by_deployed_name = {topic.deployed(settings): topic for topic in inputs}
         self.consumed = 0
-        for output in outputs:
-            if getattr(output, "service", None) == "unnamed":
-                output.service = name
+        name_outputs(outputs, name)
         self.lag = LagProbe(name, {deployed: topic.name for deployed, topic in self.by_deployed_name.items()})
+        # the metric children this loop updates per message, looked up once
+        self._consumed = {deployed: CONSUMED.labels(name, topic.name) for deployed, topic in self.by_deployed_name.items()}
+        self._hop_latency, self._batch_size = HOP_LATENCY.labels(name), BATCH_SIZE.labels(name)
 
     def decode(self, message) -> Incoming | None:
         """The decoded message, or None after dead-lettering it (bad bytes, or a record type its topic does not carry)."""
@@ -202,17 +208,16 @@ class StreamService:
                         log.warning("%s: consumer error: %s", self.name, message.error())
                         continue
                     uncommitted = True
-                    topic = self.by_deployed_name[message.topic()]
-                    CONSUMED.labels(self.name, topic.name).inc()
+                    self._consumed[message.topic()].inc()
                     kind, stamp = message.timestamp()
                     if kind and stamp > 0:  # the record's timestamp: capture time for frames and detections
-                        HOP_LATENCY.labels(self.name).observe(max(0.0, (now_ms - stamp) / 1000))
+                        self._hop_latency.observe(max(0.0, (now_ms - stamp) / 1000))
                     incoming = self.decode(message)
                     if incoming is not None:
                         batch.append(incoming)
                 self.consumed += len(messages)
                 if batch:
-                    BATCH_SIZE.labels(self.name).observe(len(batch))
+                    self._batch_size.observe(len(batch))
                 self.lag.maybe_measure(consumer)
                 if not messages:
                     self.handler.idle()
@@ -266,9 +271,7 @@ class SourceService:
 
     def __init__(self, name: str, source: Source, outputs: list):
         self.name, self.source, self.outputs = name, source, outputs
-        for output in outputs:
-            if getattr(output, "service", None) == "unnamed":
-                output.service = name
+        name_outputs(outputs, name)
 
     def run(self, stop: threading.Event, stats_file: Path | None = None, max_seconds: float | None = None) -> dict:
         deadline = time.monotonic() + max_seconds if max_seconds else None
@@ -306,12 +309,12 @@ def main(prog: str, description: str, build: Callable[[argparse.Namespace], Any]
         add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    name = prog.split()[-1]
     try:
         service = build(args)
     except StartupError as exc:
-        logging.getLogger(f"vigil.{prog.split()[-1]}").error("%s", exc)
+        logging.getLogger(f"vigil.{name}").error("%s", exc)
         return 2
-    name = prog.split()[-1]
     metrics_settings = getattr(service, "settings", None) or Settings()
     registered = None
     try:

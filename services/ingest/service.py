@@ -30,10 +30,11 @@ class Publisher:
         self._tracer = tracer("vigil.ingest")
 
     def frame(self, camera: Camera, sequence: int, capture_ts_ms: int, bgr, quality: dict | None = None) -> None:
+        frame_id = f"{camera.id}:{capture_ts_ms}:{sequence}"
         with self._tracer.start_as_current_span("ingest.frame", attributes={
-                "camera.id": camera.id, "frame.sequence": sequence, "frame.id": f"{camera.id}:{capture_ts_ms}:{sequence}"}):
+                "camera.id": camera.id, "frame.sequence": sequence, "frame.id": frame_id}):
             uri = self.store.put(camera.id, sequence, capture_ts_ms, encode_jpeg(bgr, self.settings.jpeg_quality), "jpg")
-            record = dict(frame_id=f"{camera.id}:{capture_ts_ms}:{sequence}", camera_id=camera.id,
+            record = dict(frame_id=frame_id, camera_id=camera.id,
                           capture_ts_ms=capture_ts_ms, sequence=sequence, width=int(bgr.shape[1]),
                           height=int(bgr.shape[0]), encoding="jpeg", uri=uri, ingest_ts_ms=now_ms(),
                           trace_context=current_trace_context(), quality=quality)

@@ -32,8 +32,7 @@ class KafkaOutput(Output):
         self.service = "unnamed"  # the metrics label: set by the service runtime that owns this output
 
     def _delivered(self, err, msg) -> None:
-        topic = msg.topic()
-        topic = topic[len(self.settings.topic_namespace):] if topic.startswith(self.settings.topic_namespace) else topic
+        topic = self.settings.logical_topic(msg.topic())
         if err is not None:
             self.delivery_failures += 1
             DELIVERY_FAILURES.labels(self.service, topic).inc()
