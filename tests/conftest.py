@@ -133,6 +133,19 @@ def running(settings, infer=True, sink=True, reid=None):
             thread.join(60)
 
 
+def stream_car(settings, camera_id: str, fps: float) -> tuple[int, int]:
+    """The car footage as camera `camera_id` through ingest, as fast as it decodes, for the services `running` in
+    the caller's block; returns (frames published, their detection rows once all arrived or the wait ran out)."""
+    from services.ingest.service import run as run_ingest
+    from vigil.cameras import Camera
+
+    summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=fps, pace="fast")], settings, threading.Event())
+    published = summary[camera_id]["frames_published"]
+    stored = wait_for_rows(settings, "SELECT count() FROM detections FINAL WHERE camera_id = {c:String}", published,
+                           parameters={"c": camera_id})
+    return published, stored
+
+
 def wait_for_rows(settings, sql: str, want: int, timeout_s: float = 180.0, parameters=None) -> int:
     client = connect(settings)
     deadline = time.monotonic() + timeout_s

@@ -5,7 +5,6 @@ real-time path running on it."""
 import os
 import shutil
 import subprocess
-import threading
 import time
 import uuid
 
@@ -13,9 +12,7 @@ import boto3
 import pytest
 
 from app.stack.process import free_port, port_open
-from services.ingest.service import run as run_ingest
-from tests.conftest import CAR_VIDEO, running, wait_for_rows
-from vigil.cameras import Camera
+from tests.conftest import running, stream_car
 from vigil.evidence import evidence_uris
 from vigil.framestore import FrameNotFound, Pin, S3FrameStore, open_frame_store
 
@@ -92,8 +89,5 @@ def test_real_time_path_on_the_s3_store(pipeline_settings, s3_endpoint):
     settings = pipeline_settings.model_copy(update={"frame_store": f"s3://frames/e2e-{uuid.uuid4().hex[:6]}?endpoint={s3_endpoint}"})
     camera_id = f"s3-{uuid.uuid4().hex[:6]}"
     with running(settings):
-        summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=2, pace="fast")], settings, threading.Event())
-        published = summary[camera_id]["frames_published"]
-        stored = wait_for_rows(settings, "SELECT count() FROM detections FINAL WHERE camera_id = {c:String}", published,
-                               parameters={"c": camera_id})
+        published, stored = stream_car(settings, camera_id, fps=2)
     assert published > 50 and stored == published

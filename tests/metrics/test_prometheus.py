@@ -5,17 +5,14 @@ the per-hop latency histograms and Triton call times, and fires the dead-letter 
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
 import pytest
 
 from app.stack.process import free_port
-from services.ingest.service import run as run_ingest
-from tests.conftest import CAR_VIDEO, running, wait_for_rows
+from tests.conftest import running, stream_car
 from vigil import metrics
-from vigil.cameras import Camera
 from vigil.kafka_io import make_producer
 from vigil.metrics import prometheus_query as query
 
@@ -46,10 +43,7 @@ def scraped_run(stack):
     producer.produce(settings.topic("frames.v1"), key=b"cam-x", value=b"\x00\x01not avro")
     assert producer.flush(10) == 0
     with running(settings):
-        summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=2, pace="fast")], settings, threading.Event())
-        published = summary[camera_id]["frames_published"]
-        stored = wait_for_rows(settings, "SELECT count() FROM detections FINAL WHERE camera_id = {c:String}", published,
-                               parameters={"c": camera_id})
+        published, stored = stream_car(settings, camera_id, fps=2)
         yield settings, camera_id, published, stored
     target.unlink(missing_ok=True)
 

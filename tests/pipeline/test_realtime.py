@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from services.ingest.service import run as run_ingest
-from tests.conftest import CAR_VIDEO, running, wait_for_rows
+from tests.conftest import CAR_VIDEO, running, stream_car, wait_for_rows
 from vigil.avro_codec import AvroCodec
 from vigil.cameras import Camera
 from vigil.kafka_io import make_consumer, make_producer
@@ -30,10 +30,7 @@ def car_run(stack, tmp_path_factory):
     settings = isolated_settings(stack, IngestSettings)
     camera_id = f"car-{uuid.uuid4().hex[:6]}"
     with running(settings):
-        summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=5, pace="fast")], settings, threading.Event())
-        published = summary[camera_id]["frames_published"]
-        wait_for_rows(settings, "SELECT count() FROM detections FINAL WHERE camera_id = {c:String}", published,
-                      parameters={"c": camera_id})
+        published, _ = stream_car(settings, camera_id, fps=5)
     return settings, camera_id, published
 
 

@@ -5,14 +5,11 @@ root, in that order in time; the per-hop latency budget comes out of one SQL que
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
 
-from services.ingest.service import run as run_ingest
-from tests.conftest import CAR_VIDEO, running, wait_for_rows
-from vigil.cameras import Camera
+from tests.conftest import running, stream_car, wait_for_rows
 from vigil.store.client import connect
 from vigil.telemetry import configure_tracing, flush_traces
 from vigil.trace_store import TRACE_BUDGET
@@ -29,10 +26,7 @@ def traced_run(stack):
     configure_tracing(settings, "pytest")
     camera_id = f"car-traced-{uuid.uuid4().hex[:6]}"
     with running(settings):
-        summary = run_ingest([Camera(id=camera_id, url=str(CAR_VIDEO), fps=2, pace="fast")], settings, threading.Event())
-        published = summary[camera_id]["frames_published"]
-        wait_for_rows(settings, "SELECT count() FROM detections FINAL WHERE camera_id = {c:String}", published,
-                      parameters={"c": camera_id})
+        published, _ = stream_car(settings, camera_id, fps=2)
     assert flush_traces()
     wait_for_rows(settings, "SELECT count() FROM otel_traces WHERE SpanName = 'sink.insert' AND "
                   "SpanAttributes['camera.id'] = {c:String}", published, timeout_s=60, parameters={"c": camera_id})
