@@ -28,6 +28,9 @@ class ReidJobSettings(Settings):
     reid_slide_ms: int = Field(5_000, ge=100, description="How often each window decides (latency vs. work).")
     reid_out_of_orderness_ms: int = Field(10_000, ge=0, description="Watermark bound: final summaries arrive a few "
                                           "seconds after their track's last_seen.")
+    reid_idle_flush_ms: int = Field(15_000, ge=0, description="A site without a new track summary this long "
+                                    "(processing time: streams ended, cameras offline, night) is decided at once "
+                                    "instead of waiting for event time to close its windows (0: never).")
     reid_min_similarity: float = Field(0.7, ge=-1, le=1, description="Cosine similarity below which tracks never match.")
 
 
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     decoded = raw.map(decode_summary, output_type=PICKLED)
     dead_letter_route(decoded, settings, TRACKS, "reid-job")
     matches = build_pipeline(decoded, topology, settings.reid_window_ms,
-                             settings.reid_slide_ms, MatchConfig(min_similarity=settings.reid_min_similarity))
+                             settings.reid_slide_ms, MatchConfig(min_similarity=settings.reid_min_similarity),
+                             idle_flush_ms=settings.reid_idle_flush_ms)
     matches.map(encode_match, output_type=Types.ROW([BYTES, BYTES])).sink_to(kafka_sink(settings, EVENTS))
     env.execute("vigil-reid")
     return 0
