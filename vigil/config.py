@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,16 @@ class Settings(BaseSettings):
     # Kafka
     kafka_embedded: bool = Field(True, description="Start the Tansu broker with `vigil stack up`; false = use kafka_bootstrap as is.")
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="bootstrap.servers of the broker.")
-    kafka_config: dict[str, str] = Field(default_factory=dict, description="Extra librdkafka settings (SASL/TLS), JSON.")
+    kafka_config: dict[str, str] = Field(default_factory=dict, description="Extra librdkafka settings, JSON (SASL and "
+                                         "TLS have the kafka_security_* settings below, which also reach Flink).")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="security.protocol of every Kafka client (services and Flink jobs); SASL_SSL in production.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism, with the SASL_* protocols.")
+    kafka_sasl_username: str = Field("", description="SASL user name, with the SASL_* protocols.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password: a secret, never logged.")
+    kafka_ssl_ca_file: Path | None = Field(None, description="PEM CA bundle the broker certificates are checked "
+                                           "against (SSL, SASL_SSL); empty = the system's CAs.")
     kafka_session_timeout_ms: int = Field(6000, description="Consumer session timeout; keep low on Tansu (first join waits half of it).")
     kafka_topics: dict[str, int] = Field(default_factory=dict, description="Partition counts per topic, overriding the defaults of the topic registry (vigil/topics.py), JSON.")
     kafka_replication_factor: int = 1
@@ -45,6 +55,9 @@ class Settings(BaseSettings):
     clickhouse_embedded: bool = Field(True, description="Serve the chDB store over ClickHouse HTTP with `vigil stack up`.")
     clickhouse_dsn: str = Field("http://127.0.0.1:18123/default", description="clickhouse-connect DSN all services use.")
     clickhouse_ttl_days: int = Field(30, description="Retention of result tables.")
+    clickhouse_analyst_dsn: SecretStr | None = Field(None, description="DSN of a read-only ClickHouse user for the "
+                                                     "analyst paths (`vigil sql`, the re-ID API, the console's "
+                                                     "reads); empty = clickhouse_dsn. They send readonly=1 either way.")
 
     # Flink
     flink_lib_dir: Path = Field(REPO_ROOT / ".deps" / "flink", description="Folder holding the Kafka connector jars.")
@@ -69,6 +82,15 @@ class Settings(BaseSettings):
     # Metrics (Prometheus) of the process: vigil/metrics.py
     metrics_port: int = Field(0, ge=0, le=65535, description="Serve Prometheus metrics at /metrics on this port (0 = off).")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on (0.0.0.0 in a pod).")
+
+    # Security of the HTTP services (vigil/auth.py, vigil/tls.py; README "Security")
+    api_tokens_file: Path | None = Field(None, description="Bearer API tokens: names, roles, camera scopes and SHA-256 "
+                                         "hashes (`vigil api-token add`); empty = <data_dir>/auth/tokens.json.")
+    api_tokens: SecretStr | None = Field(None, description="More API tokens, as the tokens file's JSON (hashes), "
+                                         "from a secret (e.g. a Kubernetes Secret).")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate (chain): the HTTP services (console, re-ID "
+                                       "API, DATEX II feed) serve HTTPS with it and tls_key_file; empty = HTTP.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
 
     # Common
     ready_timeout_s: float = Field(30.0, description="Health-check timeout for each embedded component.")
@@ -117,6 +139,10 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.api_tokens_file or self.data_dir / "auth" / "tokens.json"
 
     @property
     def flink_jars(self) -> list[Path]:

@@ -26,7 +26,7 @@ from pyflink.java_gateway import get_gateway
 
 from vigil.avro_codec import AvroCodec
 from vigil.config import Settings
-from vigil.kafka_io import group_name
+from vigil.kafka_io import group_name, java_properties
 from vigil.topics import DEADLETTER, Topic
 
 
@@ -143,7 +143,7 @@ def kafka_source(settings: Settings, topics: list[Topic], group_id: str, from_co
         .set_property("partition.discovery.interval.ms", "10000")
         .set_property("commit.offsets.on.checkpoint", "true")
     )
-    for key, value in settings.kafka_config.items():
+    for key, value in {**java_properties(settings), **settings.kafka_config}.items():  # SASL/TLS as the services
         builder = builder.set_property(key, value)
     if from_committed:
         jvm = get_gateway().jvm
@@ -171,6 +171,6 @@ def kafka_sink(settings: Settings, topic: Topic):
         .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
         .set_record_serializer(serializer)
     )
-    for key, value in settings.kafka_config.items():
+    for key, value in {**java_properties(settings), **settings.kafka_config}.items():  # SASL/TLS as the services
         builder = builder.set_property(key, value)
     return builder.build()

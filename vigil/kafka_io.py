@@ -3,6 +3,10 @@
 Delivery is at-least-once everywhere (acks=all, non-idempotent producer, manual commits after processing): Tansu loses
 acknowledged messages with idempotent producers after a crash, and every Vigil message carries a deterministic id so
 duplicates are removed downstream. Broker quirks are handled here, in configuration, never in business logic.
+
+Security (SASL and TLS) comes from the typed `kafka_security_*`/`kafka_sasl_*`/`kafka_ssl_*` settings, spelled once
+for librdkafka (`client_config`: every producer, consumer and admin client) and once for the Java client of the Flink
+connectors (`java_properties`), so a job and a service reach the same cluster the same way.
 """
 
 from __future__ import annotations
@@ -12,12 +16,65 @@ import time
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from vigil import redact
 from vigil.config import Settings
 from vigil.topics import TOPICS
 
+_SECRET_KEYS = ("password", "secret", "jaas", "token")
+_JAAS_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+                 "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+                 "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
+
+
+def _sasl(settings: Settings) -> bool:
+    return settings.kafka_security_protocol.startswith("SASL_")
+
+
+def _ssl(settings: Settings) -> bool:
+    return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+
+def _password(settings: Settings) -> str:
+    return settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+
+
+def register_secrets(settings: Settings) -> None:
+    """Tell the redaction (vigil/redact.py) the Kafka secrets: the SASL password, secret-looking kafka_config values."""
+    redact.register(settings.kafka_sasl_password,
+                    *(v for k, v in settings.kafka_config.items() if any(s in k.lower() for s in _SECRET_KEYS)))
+
+
+def security_config(settings: Settings) -> dict:
+    """librdkafka's security settings."""
+    config = {"security.protocol": settings.kafka_security_protocol}
+    if _sasl(settings):
+        config |= {"sasl.mechanism": settings.kafka_sasl_mechanism, "sasl.username": settings.kafka_sasl_username,
+                   "sasl.password": _password(settings)}
+    if _ssl(settings) and settings.kafka_ssl_ca_file:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_file)
+    return config
+
+
+def _jaas_quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def java_properties(settings: Settings) -> dict[str, str]:
+    """The same security settings for the Java Kafka client (the Flink KafkaSource and KafkaSink)."""
+    properties = {"security.protocol": settings.kafka_security_protocol}
+    if _sasl(settings):
+        properties |= {"sasl.mechanism": settings.kafka_sasl_mechanism,
+                       "sasl.jaas.config": f'{_JAAS_MODULES[settings.kafka_sasl_mechanism]} required '
+                                           f"username={_jaas_quoted(settings.kafka_sasl_username)} "
+                                           f"password={_jaas_quoted(_password(settings))};"}
+    if _ssl(settings) and settings.kafka_ssl_ca_file:
+        properties |= {"ssl.truststore.type": "PEM", "ssl.truststore.location": str(settings.kafka_ssl_ca_file)}
+    return properties
+
 
 def client_config(settings: Settings) -> dict:
-    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_config}
+    register_secrets(settings)
+    return {"bootstrap.servers": settings.kafka_bootstrap, **security_config(settings), **settings.kafka_config}
 
 
 def make_producer(settings: Settings, **overrides) -> Producer:

@@ -37,6 +37,7 @@ from vigil.metrics import (
     register_target,
     serve,
 )
+from vigil.redact import install_log_redaction
 from vigil.statsfile import write_stats
 from vigil.telemetry import configure_tracing, flush_traces
 from vigil.topics import DEADLETTER, Topic
@@ -309,6 +310,7 @@ def main(prog: str, description: str, build: Callable[[argparse.Namespace], Any]
         add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_log_redaction()  # no secret (camera credentials, SASL password) in any log line
     name = prog.split()[-1]
     try:
         service = build(args)

@@ -15,6 +15,7 @@ from services.ingest.quality import QualityMeter
 from services.ingest.settings import IngestSettings
 from vigil.cameras import Camera
 from vigil.metrics import CAMERA_LAST_FRAME, CAMERA_ONLINE, FRAMES_DROPPED, FRAMES_SEEN
+from vigil.redact import redact
 from vigil.sampling import Sampler
 
 log = logging.getLogger("vigil.ingest")
@@ -128,6 +129,7 @@ class CameraWorker:
         return container
 
     def _offline(self, message: str) -> None:
+        message = redact(message)  # the URL's credentials go no further: not into the log, status or stats file
         log.warning("camera %s offline: %s", self.camera.id, message)
         self._set_state("OFFLINE", message[:500])
 
@@ -153,7 +155,7 @@ class CameraWorker:
             except av.error.FFmpegError as exc:
                 self.counters.decode_errors += 1
                 FRAMES_DROPPED.labels("ingest", self.camera.id, "decode error").inc()
-                self.counters.message = f"decode error: {exc}"[:500]
+                self.counters.message = redact(f"decode error: {exc}")[:500]
                 self.maybe_report()
                 continue
             for frame in frames:
