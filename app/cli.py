@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from rich.console import Console
@@ -51,22 +52,51 @@ def cmd_stack(args) -> int:
     return 0
 
 
+ROWS_QUERY = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.IGNORECASE)
+
+
 def cmd_sql(args) -> int:
+    """Read-only unless --write: every query carries readonly=1 (on the analyst DSN when one is configured), so the
+    store itself refuses writes, DDL, settings changes and file()/url(). Values go in as --param, never into the
+    text."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+    from rich.markup import escape
+
+    from vigil.redact import redact
     from vigil.store.client import connect
 
-    client = connect(get_settings())
-    if args.cookbook:
-        from app import cookbook
-
-        if args.cookbook not in cookbook.COOKBOOK or not args.camera:
-            console.print(f"[red]error:[/red] --cookbook takes one of {sorted(cookbook.COOKBOOK)} and needs --camera")
+    parameters = {}
+    for item in args.param or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            console.print(f"[red]error:[/red] --param takes NAME=VALUE (for {{NAME:Type}} in the query), not {escape(item)!r}")
             return 2
-        result = cookbook.run(client, args.cookbook, args.camera, args.since, args.until)
-    elif args.query:
-        result = client.query(args.query)
-    else:
-        console.print("[red]error:[/red] give a query or --cookbook NAME --camera ID")
-        return 2
+        parameters[name] = value
+    try:
+        client = connect(get_settings(), read_only=not args.write)
+        if args.cookbook:
+            from app import cookbook
+
+            if args.cookbook not in cookbook.COOKBOOK or not args.camera:
+                console.print(f"[red]error:[/red] --cookbook takes one of {sorted(cookbook.COOKBOOK)} and needs --camera")
+                return 2
+            result = cookbook.run(client, args.cookbook, args.camera, args.since, args.until)
+        elif args.query and args.write and not ROWS_QUERY.match(args.query):
+            summary = client.command(args.query, parameters=parameters)
+            console.print(f"done: {escape(str(summary))}")
+            return 0
+        elif args.query:
+            result = client.query(args.query, parameters=parameters)
+        else:
+            console.print("[red]error:[/red] give a query or --cookbook NAME --camera ID")
+            return 2
+    except ClickHouseError as exc:
+        text = str(exc)
+        first = next((line.strip() for line in redact(text).splitlines() if "Code:" in line), redact(text).strip())
+        hint = (" — `vigil sql` is read-only; --write runs it with write rights (on VIGIL_CLICKHOUSE_DSN)"
+                if "READONLY" in text or "Code: 164" in text else "")
+        console.print(f"[red]error:[/red] {escape(first[:500])}{hint}")
+        return 1
     table = Table(*result.column_names)
     for row in result.result_rows:
         table.add_row(*(str(v) for v in row))
@@ -97,7 +127,7 @@ SERVICE_ENTRY_POINTS = {
     "anomaly-train": "services.anomaly.train", "anomaly-job": "jobs.anomaly.__main__",
     "reid-job": "jobs.reid.__main__", "traffic-job": "jobs.traffic.__main__",
     "traffic-report": "app.traffic_report", "reid-train": "app.reid_build", "reid-api": "services.reid.api",
-    "console": "services.console.app", "console-user": "services.console.users",
+    "console": "services.console.app", "console-user": "services.console.users", "api-token": "vigil.auth",
 }
 
 
@@ -137,12 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check = run a PyFlink job that reads the broker with KafkaSource and writes with KafkaSink")
     stack.add_argument("--only", nargs="*", choices=["broker", "clickhouse", "triton", "flink"], help="start only these parts")
     stack.set_defaults(func=cmd_stack)
-    sql = sub.add_parser("sql", help="run a SQL query against the store")
+    sql = sub.add_parser("sql", help="run a SQL query against the store (read-only unless --write)")
     sql.add_argument("query", nargs="?")
     sql.add_argument("--cookbook", help="run a query of the analyst cookbook (README) by name")
     sql.add_argument("--camera", help="cookbook: the camera")
     sql.add_argument("--since", default="1970-01-01 00:00:00", help="cookbook: from (UTC)")
     sql.add_argument("--until", default="2100-01-01 00:00:00", help="cookbook: until (UTC)")
+    sql.add_argument("--param", action="append", metavar="NAME=VALUE", help="a query parameter, for {NAME:Type} in "
+                     "the query (repeat it); values never go into the SQL text")
+    sql.add_argument("--write", action="store_true", help="allow writes (INSERT, ALTER, DDL): without it the query "
+                     "runs with readonly=1 and the store refuses anything but reading")
     sql.set_defaults(func=cmd_sql)
     store = sub.add_parser("store", help="store administration")
     store.add_argument("action", choices=["migrate"])
@@ -190,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("reid-train", "train the learned re-ID embedder on stored tracks"),
                        ("reid-api", "serve the re-ID search API (FastAPI)"),
                        ("console", "serve the operator console (live tiles, incident queue, verdicts)"),
-                       ("console-user", "add, list or remove operator-console users (argon2id hashes)")):
+                       ("console-user", "add, list or remove operator-console users (argon2id hashes)"),
+                       ("api-token", "issue, list or revoke bearer API tokens of the HTTP services (SHA-256 hashes)")):
         service = sub.add_parser(name, help=text, add_help=False)
         service.add_argument("rest", nargs=argparse.REMAINDER)
         service.set_defaults(func=cmd_service)

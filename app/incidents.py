@@ -20,7 +20,7 @@ def cmd_incidents(args, console) -> int:
     from vigil.config import get_settings
     from vigil.store.client import connect
 
-    client = connect(get_settings())
+    client = connect(get_settings(), read_only=True)
     result = client.query(NOISIEST) if args.noisiest else queue(client, args.camera, args.kind, args.state, args.limit)
     table = Table(*result.column_names)
     for row in result.result_rows:
@@ -36,7 +36,7 @@ def cmd_verdict(args, console) -> int:
 
     settings = get_settings()
     try:
-        record = verdict_record(current(connect(settings), args.incident_id), args.verdict, args.actor, args.reason)
+        record = verdict_record(current(connect(settings, read_only=True), args.incident_id), args.verdict, args.actor, args.reason)
         publish_verdict(settings, record)
     except IncidentError as exc:
         console.print(f"[red]error:[/red] {exc}")

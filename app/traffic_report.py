@@ -99,7 +99,7 @@ def fetch(settings: Settings, camera_id: str, since, until, client=None, frame_s
     since, until = parse_utc(since, "since"), parse_utc(until, "until")
     if until <= since:
         raise ReportError(f"--until {until:{TIME_FORMAT}} is not after --since {since:{TIME_FORMAT}}")
-    client = client or connect(settings)
+    client = client or connect(settings, read_only=True)
     parameters = {"camera": camera_id, "since": since.strftime(TIME_FORMAT), "until": until.strftime(TIME_FORMAT)}
     bins = [dict(row) for row in client.query(BINS_SQL, parameters=parameters).named_results()]
     if not bins:

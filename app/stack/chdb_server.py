@@ -109,8 +109,11 @@ class ChdbHttpFacade:
                 conn = chdb.connect(str(self.path))
                 try:
                     if params.get("database"):
+                        if not _SETTING_NAME.match(params["database"]):
+                            raise ValueError(f"Code: 81. DB::Exception: Database {params['database']!r} does not exist")
                         conn.query(f"USE `{params['database']}`", "TabSeparated")
-                    for name, value in settings.items():
+                    # readonly last: once set, chDB (like ClickHouse) refuses to change any other setting
+                    for name, value in sorted(settings.items(), key=lambda item: item[0] == "readonly"):
                         if not _SETTING_NAME.match(name):
                             raise ValueError(f"Code: 115. DB::Exception: Unknown setting {name!r}")
                         conn.query(f"SET {name} = {_quote(value)}", "TabSeparated")
