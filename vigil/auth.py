@@ -216,15 +216,20 @@ def authorize(tokens: TokenStore, authorization: str | None, role: str) -> Princ
 def require_token(role: str, tokens_of):
     """A FastAPI dependency: the request's token principal holding `role` (401/403 otherwise). `tokens_of(request)`
     gives the service's TokenStore."""
-    from fastapi import HTTPException, Request
+    from fastapi import Depends, HTTPException, Request
+    from fastapi.security import HTTPBearer
 
-    def dependency(request: Request) -> Principal:
+    scheme = HTTPBearer(auto_error=False, scheme_name="api-token",
+                        description="An API token: `vigil api-token add NAME --role ROLE [--cameras a,b]`")
+
+    def dependency(request: Request, _documented=Depends(scheme)) -> Principal:  # the scheme: for OpenAPI's page
         try:
             return authorize(tokens_of(request), request.headers.get("authorization"), role)
         except AuthError as exc:
             raise HTTPException(exc.status, exc.message, headers=exc.headers) from None
 
     dependency.__name__ = f"require_{role}"
+    dependency.__annotations__ = {"request": Request, "return": Principal}  # real classes: fastapi is imported here
     return dependency
 
 

@@ -33,6 +33,8 @@ from services.console import auth, cameras, incidents, live
 from services.console.sessions import LoginThrottle, SessionSigner
 from services.console.settings import ConsoleSettings
 from services.console.users import UserStore
+from vigil import redact, tls
+from vigil.auth import TokenStore
 
 log = logging.getLogger("vigil.console")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -52,6 +54,7 @@ class Console:
     incidents: object  # ClickHouseIncidents or a stand-in with the same methods
     publish: Callable[[dict], None]
     s3_store: object = None
+    tokens: TokenStore | None = None  # the API tokens (vigil/auth.py) programs call the console API with
     extra: dict = field(default_factory=dict)
 
 
@@ -81,7 +84,8 @@ def create_app(settings: ConsoleSettings | None = None, incident_store=None, pub
                       throttle=LoginThrottle(settings.console_login_max_failures, settings.console_login_lockout_s),
                       hub=hub, incidents=incident_store or incidents.ClickHouseIncidents(
                           settings, sorted(geometry) if settings.console_cameras else None),
-                      publish=publish or (lambda record: publish_verdict(settings, record)), s3_store=store)
+                      publish=publish or (lambda record: publish_verdict(settings, record)), s3_store=store,
+                      tokens=TokenStore.of(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -94,8 +98,11 @@ def create_app(settings: ConsoleSettings | None = None, incident_store=None, pub
     app = FastAPI(title="Vigil operator console", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Live camera tiles, the incident queue and operators' verdicts. Sign in with "
                               "POST /api/auth/login; the session is a cookie; send the CSRF token from "
-                              "GET /api/auth/me as X-CSRF-Token with every POST and DELETE. Roles: viewer (sees), "
-                              "operator (also acknowledges, confirms, rejects), admin (also manages users).")
+                              "GET /api/auth/me as X-CSRF-Token with every POST and DELETE. Programs send an API "
+                              "token instead (`Authorization: Bearer <token>`, `vigil api-token add`; no CSRF "
+                              "token); a token scoped to cameras sees only theirs. Roles: viewer (sees), analyst "
+                              "(the same here), operator (also acknowledges, confirms, rejects), admin (also "
+                              "manages users).")
     app.state.console = console
     for router in (auth.router, auth.users_router, cameras.router, incidents.router, live.router):
         app.include_router(router)
@@ -163,6 +170,15 @@ def main(argv: list[str] | None = None) -> int:
                                    ("console_cameras", args.cameras)) if v is not None}
     settings = ConsoleSettings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install_log_redaction()
+    redact.register(settings.console_secret_key)
+    try:
+        https = tls.uvicorn_options(settings)
+    except tls.TlsConfigError as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
+    if https and not settings.console_cookie_secure:
+        settings = settings.model_copy(update={"console_cookie_secure": True})  # served over HTTPS: Secure cookie
     users = UserStore(settings.users_path).list()
     if not users:
         log.warning("no console users in %s: add one with `vigil console-user add NAME --role operator`",
@@ -174,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CameraConfigError, ValueError) as exc:
         print(f"error: {exc}", flush=True)
         return 2
-    print(f"Vigil console on http://{settings.console_host}:{settings.console_port}/ "
-          f"({len(users)} users in {settings.users_path})", flush=True)
+    print(f"Vigil console on {tls.scheme(settings)}://{settings.console_host}:{settings.console_port}/ "
+          f"({len(users)} users in {settings.users_path}, {len(app.state.console.tokens)} API tokens)", flush=True)
     uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_level="info", ws="websockets-sansio",
-                ws_max_size=1 << 20)
+                ws_max_size=1 << 20, **https)
     return 0
 
 

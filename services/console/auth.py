@@ -1,6 +1,10 @@
 """Sign-in, sessions and roles (`/api/auth`), user management for admins (`/api/users`), and the dependencies every
-other router checks its callers with: `require("viewer" | "operator" | "admin")`. Checks are server-side on every
-request (and on the live WebSocket's handshake); the page only hides what a role may not do."""
+other router checks its callers with: `require("viewer" | "analyst" | "operator" | "admin")`. Checks are server-side
+on every request (and on the live WebSocket's handshake); the page only hides what a role may not do.
+
+Two kinds of caller: people signed in with a session cookie (CSRF token on every change), and programs with an API
+token (`Authorization: Bearer`, vigil/auth.py; no cookie, so no CSRF). A token scoped to cameras sees only theirs:
+the routers ask `caller.sees(camera_id)` and answer 404 for the rest, as if they did not exist."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from services.console.sessions import COOKIE, Session
 from services.console.users import ROLES, User, UserError
+from vigil.auth import bearer
 
 log = logging.getLogger("vigil.console.auth")
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -21,8 +26,19 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 @dataclass(frozen=True)
 class Caller:
-    user: User
-    session: Session
+    user: User  # for an API token: "token:<name>" and the token's role
+    session: Session | None  # None: an API token
+    cameras: frozenset[str] | None = None  # a scoped token's cameras; None: every camera
+    token: str | None = None
+
+    def sees(self, camera_id: str) -> bool:
+        return self.cameras is None or camera_id in self.cameras
+
+    def scope(self, wanted: list[str] | None = None) -> list[str] | None:
+        """The cameras a query may cover: `wanted` (None = every camera) within the caller's."""
+        if self.cameras is None:
+            return wanted
+        return sorted(self.cameras) if wanted is None else [c for c in wanted if c in self.cameras]
 
 
 class Login(BaseModel):
@@ -33,8 +49,11 @@ class Login(BaseModel):
 class Me(BaseModel):
     user: str
     role: str
-    expires_ms: int = Field(description="When the session ends (UTC epoch ms); then sign in again.")
-    csrf: str = Field(description="Send as X-CSRF-Token with every POST, PUT and DELETE.")
+    expires_ms: int | None = Field(description="When the session ends (UTC epoch ms); then sign in again. None for "
+                                   "an API token.")
+    csrf: str | None = Field(description="Send as X-CSRF-Token with every POST, PUT and DELETE (sessions only; an API "
+                             "token needs none).")
+    cameras: list[str] | None = Field(None, description="The cameras a scoped API token may see; None: every camera.")
     credit: str = Field(description="Footage credit to show with frames.")
 
 
@@ -62,14 +81,35 @@ def caller_from(console, cookie: str | None) -> Caller | None:
     return Caller(user, session) if user else None
 
 
+def caller_of_token(console, token: str) -> Caller | None:
+    principal = console.tokens.authenticate(token)
+    if principal is None:
+        return None
+    return Caller(User(f"token:{principal.name}", principal.role), None, principal.cameras, token)
+
+
+def identify(console, authorization: str | None, cookie: str | None) -> Caller:
+    """The caller of a request: its API token when it sends one, else its session; HTTPException 401 otherwise."""
+    token = bearer(authorization)
+    if token:
+        caller = caller_of_token(console, token)
+        if caller is None:
+            raise HTTPException(401, "the API token is not known (mistyped, revoked or never issued)",
+                                headers={"WWW-Authenticate": 'Bearer realm="vigil"'})
+        return caller
+    caller = caller_from(console, cookie)
+    if caller is None:
+        raise HTTPException(401, "sign in first (the session is missing, expired or signed out), or send an API "
+                                 "token as 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": 'Bearer realm="vigil"'})
+    return caller
+
+
 def require(role: str):
     def check(request: Request) -> Caller:
         console = console_of(request)
-        caller = caller_from(console, request.cookies.get(COOKIE))
-        if caller is None:
-            raise HTTPException(401, "sign in first (the session is missing, expired or signed out)")
-        if request.method not in SAFE_METHODS and not console.signer.csrf_ok(caller.session,
-                                                                               request.headers.get("x-csrf-token")):
+        caller = identify(console, request.headers.get("authorization"), request.cookies.get(COOKIE))
+        if caller.session is not None and request.method not in SAFE_METHODS and \
+                not console.signer.csrf_ok(caller.session, request.headers.get("x-csrf-token")):
             raise HTTPException(403, "missing or wrong X-CSRF-Token (take it from GET /api/auth/me)")
         if not caller.user.may(role):
             raise HTTPException(403, f"your role ({caller.user.role}) may not do this: it needs {role}")
@@ -80,8 +120,10 @@ def require(role: str):
 
 
 def _me(console, caller: Caller) -> Me:
-    return Me(user=caller.user.name, role=caller.user.role, expires_ms=caller.session.expires_ms,
-              csrf=console.signer.csrf(caller.session), credit=console.settings.console_credit)
+    session = caller.session
+    return Me(user=caller.user.name, role=caller.user.role, expires_ms=session.expires_ms if session else None,
+              csrf=console.signer.csrf(session) if session else None, credit=console.settings.console_credit,
+              cameras=None if caller.cameras is None else sorted(caller.cameras))
 
 
 @router.post("/login", response_model=Me, summary="Sign in: sets the session cookie (HttpOnly, SameSite=Strict)")

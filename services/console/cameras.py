@@ -1,6 +1,7 @@
 """Cameras (`/api/cameras`): every camera the console knows (from the camera file and from Kafka) with its zones and
 lanes, health, whether its view moved, and its newest frame. The tiles get frames pushed over `/api/live/ws`; the
-frame endpoint serves the newest one for a page that just opened, a script or curl."""
+frame endpoint serves the newest one for a page that just opened, a script or curl. A caller scoped to cameras (an
+API token with `cameras`) sees only those; any other answers 404."""
 
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ def geometry_of(camera) -> dict:
 @router.get("", summary="Every camera: zones and lanes, health, moved, newest frame time")
 def list_cameras(request: Request, caller: Caller = Depends(require("viewer"))):
     hub = request.app.state.console.hub
-    return [camera.summary() for camera in sorted(hub.cameras.values(), key=lambda c: c.camera_id)]
+    return [camera.summary() for camera in sorted(hub.cameras.values(), key=lambda c: c.camera_id)
+            if caller.sees(camera.camera_id)]
 
 
 @router.get("/{camera_id}", summary="One camera")
 def get_camera(camera_id: str, request: Request, caller: Caller = Depends(require("viewer"))):
     camera = request.app.state.console.hub.cameras.get(camera_id)
-    if camera is None:
+    if camera is None or not caller.sees(camera_id):
         raise HTTPException(404, f"no camera {camera_id!r} (not in the camera file and not seen on Kafka)")
     return {**camera.summary(), "frame": camera.header}
 
@@ -45,7 +47,7 @@ def get_camera(camera_id: str, request: Request, caller: Caller = Depends(requir
             responses={200: {"content": {"image/jpeg": {}}}})
 def newest_frame(camera_id: str, request: Request, caller: Caller = Depends(require("viewer"))):
     hub = request.app.state.console.hub
-    camera = hub.cameras.get(camera_id)
+    camera = hub.cameras.get(camera_id) if caller.sees(camera_id) else None
     if camera is None or camera.uri is None:
         raise HTTPException(404, f"no frame of {camera_id!r} yet")
     jpeg = camera.jpeg or hub.read_jpeg(camera.uri)

@@ -10,6 +10,9 @@ take precedence over the store's answer, and incidents it saw but the store has 
 
 Evidence (the snapshot and the clip) is served from the URIs on the incident record only, never from a path the
 client names; clips answer HTTP range requests, so the video element can seek.
+
+A caller scoped to cameras (an API token with `cameras`) gets the queue, filters and noisiest rules of those cameras
+only; any other camera's incident, tracks, snapshot and clip answer 404, as if they did not exist.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pydantic import BaseModel, Field
 from services.console.auth import Caller, require
 from services.console.live import verdict_event
 from vigil.incidents import NOISIEST, VERDICTS, IncidentError, publish_verdict, queue, verdict_record
+from vigil.redact import redact
 
 log = logging.getLogger("vigil.console.incidents")
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
@@ -99,14 +103,16 @@ class ClickHouseIncidents:
         if getattr(self._local, "client", None) is None:
             from vigil.store.client import connect
 
-            self._local.client = connect(self.settings, autogenerate_session_id=False)
+            self._local.client = connect(self.settings, read_only=True, autogenerate_session_id=False)
         return self._local.client
 
     def _rows(self, result) -> list[dict]:
         return [dict(zip(result.column_names, row)) for row in result.result_rows]
 
-    def queue(self, camera=None, kind=None, state=None, limit=100) -> list[dict]:
-        return self._rows(queue(self.client(), camera, kind, state, limit, self.cameras))
+    def queue(self, camera=None, kind=None, state=None, limit=100, cameras: list[str] | None = None) -> list[dict]:
+        """`cameras`: only these (a scoped caller's), within the console's own scope."""
+        scope = self.cameras if cameras is None else [c for c in cameras if self.cameras is None or c in self.cameras]
+        return self._rows(queue(self.client(), camera, kind, state, limit, scope))
 
     def filters(self) -> dict:
         scope = "" if self.cameras is None else " WHERE camera_id IN {scope:Array(String)}"
@@ -188,10 +194,19 @@ def _store(request: Request):
 
 def _unavailable(exc: Exception) -> HTTPException:
     log.warning("store query failed: %s", exc)
-    return HTTPException(503, f"the incident store is unavailable: {str(exc).splitlines()[0][:200]}")
+    return HTTPException(503, f"the incident store is unavailable: {redact(str(exc).splitlines()[0])[:200]}")
 
 
-def lookup(request: Request, incident_id: str) -> dict:
+def lookup(request: Request, incident_id: str, caller: Caller) -> dict:
+    """The incident, from the store or (not yet stored) from the live consumer; 404 when it does not exist or its
+    camera is outside the caller's scope."""
+    found = _lookup(request, incident_id)
+    if not caller.sees(found["camera_id"]):
+        raise HTTPException(404, f"no incident {incident_id!r}")
+    return found
+
+
+def _lookup(request: Request, incident_id: str) -> dict:
     console = request.app.state.console
     try:
         found = console.incidents.incident(incident_id)
@@ -217,8 +232,11 @@ def list_incidents(request: Request, camera: str | None = None, kind: str | None
     if state and state not in STATES:
         raise HTTPException(422, f"state is one of {', '.join(STATES)}")
     hub = request.app.state.console.hub
+    if camera and not caller.sees(camera):
+        raise HTTPException(403, f"{caller.user.name} may see only cameras {', '.join(caller.scope())}, not {camera!r}")
     try:
-        rows = _store(request).queue(camera, kind, state, limit)
+        scoped = {} if caller.cameras is None else {"cameras": caller.scope()}
+        rows = _store(request).queue(camera, kind, state, limit, **scoped)
     except Exception as exc:  # noqa: BLE001
         raise _unavailable(exc) from None
     return [_row(found, hub.recent_verdict(found["incident_id"])) for found in rows]
@@ -227,9 +245,10 @@ def list_incidents(request: Request, camera: str | None = None, kind: str | None
 @router.get("/filters", summary="Cameras, kinds and states the queue can be filtered by")
 def filters(request: Request, caller: Caller = Depends(require("viewer"))):
     try:
-        return _store(request).filters()
+        found = _store(request).filters()
     except Exception as exc:  # noqa: BLE001
         raise _unavailable(exc) from None
+    return {**found, "cameras": [c for c in found["cameras"] if caller.sees(c)]}
 
 
 @router.get("/noisiest", response_model=list[Noisy], summary="Rejected incidents per rule, camera and zone")
@@ -239,7 +258,7 @@ def noisiest(request: Request, caller: Caller = Depends(require("viewer"))):
     except Exception as exc:  # noqa: BLE001
         raise _unavailable(exc) from None
     return [Noisy(kind=r["kind"], camera_id=r["camera_id"], zone=r["zone"], rejected=int(r["rejected"]),
-                  reasons=sorted(x for x in r["reasons"] if x)) for r in rows]
+                  reasons=sorted(x for x in r["reasons"] if x)) for r in rows if caller.sees(r["camera_id"])]
 
 
 def _evidence_ready(request: Request, uri: str) -> bool:
@@ -251,7 +270,7 @@ def _evidence_ready(request: Request, uri: str) -> bool:
 
 @router.get("/{incident_id}", response_model=Incident, summary="One incident: state, verdicts, history")
 def get_incident(incident_id: str, request: Request, caller: Caller = Depends(require("viewer"))):
-    found = lookup(request, incident_id)
+    found = lookup(request, incident_id, caller)
     overlay = request.app.state.console.hub.recent_verdict(incident_id)
     row = _row(found, overlay)
     base = f"/api/incidents/{incident_id}"
@@ -269,7 +288,7 @@ def get_incident(incident_id: str, request: Request, caller: Caller = Depends(re
 @router.get("/{incident_id}/tracks", summary="The involved tracks' boxes over the incident (and pre/post-roll)")
 def incident_tracks(incident_id: str, request: Request, caller: Caller = Depends(require("viewer"))):
     console = request.app.state.console
-    found = lookup(request, incident_id)
+    found = lookup(request, incident_id, caller)
     pad_ms = int(console.settings.console_track_pad_s * 1000)
     opened = epoch_ms(found.get("opened"))
     until = epoch_ms(found.get("cleared")) or epoch_ms(found.get("updated")) or opened
@@ -289,7 +308,7 @@ def incident_tracks(incident_id: str, request: Request, caller: Caller = Depends
 @router.post("/{incident_id}/verdict", summary="Acknowledge, confirm or reject (with a reason) — operators")
 def post_verdict(incident_id: str, body: VerdictIn, request: Request, caller: Caller = Depends(require("operator"))):
     console = request.app.state.console
-    found = lookup(request, incident_id)
+    found = lookup(request, incident_id, caller)
     try:
         record = verdict_record({"incident_id": incident_id, "camera_id": found["camera_id"], "kind": found["kind"],
                                  "zones": list(found.get("zones") or [])}, body.verdict, caller.user.name,
@@ -300,7 +319,8 @@ def post_verdict(incident_id: str, body: VerdictIn, request: Request, caller: Ca
         console.publish(record)
     except Exception as exc:  # noqa: BLE001 - broker down: the operator must know it was not recorded
         log.error("verdict on %s by %s not published: %s", incident_id, caller.user.name, exc)
-        raise HTTPException(503, f"the verdict was not recorded (the broker did not acknowledge it): {exc}") from None
+        raise HTTPException(503, "the verdict was not recorded (the broker did not acknowledge it): "
+                                 f"{redact(str(exc))[:300]}") from None
     log.info("%s %s %s%s", caller.user.name, body.verdict, incident_id, f" ({record['reason']})" if record["reason"] else "")
     return verdict_event(record)  # every console (this one too) gets it from incidents.v1
 
@@ -370,11 +390,12 @@ def serve_evidence(request: Request, uri: str, media_type: str, what: str, range
             responses={200: {"content": {"image/jpeg": {}}}})
 def snapshot(incident_id: str, request: Request, range: str | None = Header(None),
              caller: Caller = Depends(require("viewer"))):
-    return serve_evidence(request, lookup(request, incident_id).get("snapshot_uri", ""), "image/jpeg", "snapshot", range)
+    return serve_evidence(request, lookup(request, incident_id, caller).get("snapshot_uri", ""), "image/jpeg", "snapshot",
+                          range)
 
 
 @router.get("/{incident_id}/clip", summary="The clip (H.264 MP4 with pre- and post-roll; range requests)",
             responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}}})
 def clip(incident_id: str, request: Request, range: str | None = Header(None),
          caller: Caller = Depends(require("viewer"))):
-    return serve_evidence(request, lookup(request, incident_id).get("clip_uri", ""), "video/mp4", "clip", range)
+    return serve_evidence(request, lookup(request, incident_id, caller).get("clip_uri", ""), "video/mp4", "clip", range)

@@ -38,8 +38,9 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 
-from services.console.auth import Caller, caller_from, require
+from services.console.auth import Caller, caller_from, caller_of_token, require
 from services.console.sessions import COOKIE
+from vigil.auth import bearer
 
 log = logging.getLogger("vigil.console.live")
 router = APIRouter(prefix="/api/live", tags=["live"])
@@ -122,7 +123,7 @@ class Client:
         self.sent = self.dropped = 0
 
     def wants(self, camera_id: str) -> bool:
-        return self.want_frames and (self.cameras is None or camera_id in self.cameras)
+        return self.want_frames and (self.cameras is None or camera_id in self.cameras) and self.caller.sees(camera_id)
 
     def offer_frame(self, camera_id: str, message: bytes) -> None:
         if not self.wants(camera_id):
@@ -234,7 +235,7 @@ class LiveHub:
         try:
             from vigil.store.client import connect
 
-            client = connect(self.settings)
+            client = connect(self.settings, read_only=True)
             rows = client.query(
                 "SELECT camera_id, argMax(state, ts), toUnixTimestamp64Milli(max(ts)), argMax(actual_fps, ts), "
                 "argMax(message, ts) FROM camera_status FINAL GROUP BY camera_id").result_rows
@@ -368,11 +369,12 @@ class LiveHub:
 
     def _push_event(self, event: dict) -> None:
         if self.clients:
-            self._call(self._fanout_event, json.dumps(event, separators=(",", ":"), default=str))
+            self._call(self._fanout_event, event.get("camera_id"), json.dumps(event, separators=(",", ":"), default=str))
 
-    def _fanout_event(self, text: str) -> None:
+    def _fanout_event(self, camera_id: str | None, text: str) -> None:
         for client in list(self.clients):
-            client.offer_event(text)
+            if camera_id is None or client.caller.sees(camera_id):  # a scoped caller hears of its cameras only
+                client.offer_event(text)
 
     def _fanout_frame(self, camera_id: str, message: bytes) -> None:
         for client in list(self.clients):
@@ -382,7 +384,8 @@ class LiveHub:
     def hello(self, caller: Caller) -> dict:
         return {"t": "hello", "user": caller.user.name, "role": caller.user.role,
                 "credit": self.settings.console_credit, "server_ms": now_ms(),
-                "cameras": [camera.summary() for camera in sorted(self.cameras.values(), key=lambda c: c.camera_id)]}
+                "cameras": [camera.summary() for camera in sorted(self.cameras.values(), key=lambda c: c.camera_id)
+                            if caller.sees(camera.camera_id)]}
 
     async def serve(self, websocket: WebSocket, caller: Caller, still_valid) -> None:
         client = Client(websocket, caller)
@@ -502,14 +505,19 @@ async def live_socket(websocket: WebSocket):
     if origin and urlparse(origin).netloc != host:  # a page of another site must not read the tiles
         await websocket.close(code=4403, reason="cross-origin")
         return
-    caller = caller_from(console, websocket.cookies.get(COOKIE))
+    token = bearer(websocket.headers.get("authorization"))  # programs; a browser has its session cookie
+
+    def current() -> Caller | None:
+        return caller_of_token(console, token) if token else caller_from(console, websocket.cookies.get(COOKIE))
+
+    caller = current()
     if caller is None or not caller.user.may("viewer"):
         await websocket.close(code=4401, reason="sign in first")
         return
     await websocket.accept()
 
     def still_valid(previous: Caller) -> bool:
-        now = caller_from(console, websocket.cookies.get(COOKIE))
+        now = current()
         return now is not None and now.user.may("viewer")
 
     try:

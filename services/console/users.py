@@ -7,11 +7,12 @@ Passwords are never stored, printed or logged; only their argon2id hashes (RFC 9
 defaults) are. The file is written atomically with mode 0600 and re-read when it changes, so a user added, demoted or
 removed with `vigil console-user` takes effect on the running console at that user's next request.
 
-Roles, each including the ones before it:
+Roles (vigil/auth.py, shared with the API tokens of every HTTP service), each including the ones before it:
 
 | role | may |
 | --- | --- |
 | viewer | see the live tiles, the incident queue, incidents with their snapshot, clip and tracks, the noisiest rules |
+| analyst | the same in the console (elsewhere: re-ID search, read-only SQL) |
 | operator | also acknowledge, confirm and reject incidents |
 | admin | also manage users and read the console's live statistics |
 """
@@ -32,7 +33,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-ROLES = ("viewer", "operator", "admin")
+from vigil.auth import ROLES, rank
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
 _HASHER = PasswordHasher()
@@ -42,10 +44,6 @@ _DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
 class UserError(ValueError):
     """A user that cannot be added or changed: bad name, unknown role, short password, exists already."""
-
-
-def rank(role: str) -> int:
-    return ROLES.index(role)
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,29 @@ where did it go next?"
     GET  /transit                                  transit-time summary per camera pair, from the matches
     GET  /tracks/{camera_id}/{track_id}/crop       the track's best crop (JPEG) from the frame store
 
-OpenAPI: /docs and /openapi.json. Run: `vigil reid-api --port 18080` (binds 127.0.0.1 unless --host says otherwise).
+OpenAPI: /docs and /openapi.json. Run: `vigil reid-api --port 18080` (binds 127.0.0.1 unless --host says otherwise;
+HTTPS with VIGIL_TLS_CERT_FILE and VIGIL_TLS_KEY_FILE).
+
+Every route but /healthz needs an API token of role analyst or higher (`Authorization: Bearer <token>`, vigil/auth.py):
+401 without one, 403 for a viewer's. A token scoped to cameras finds, follows and counts tracks of those cameras only;
+a track of another camera answers 404. The store is read with readonly=1.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 from functools import lru_cache
 
 import cv2
 import numpy as np
-from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from vigil import redact, tls
+from vigil.auth import Principal, TokenStore, require_token
 from vigil.config import Settings
 from vigil.reid_embedding import crop_boxes
 
@@ -92,13 +100,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     app = FastAPI(title="Vigil re-identification API", version="1",
                   description="Search tracked objects across cameras by appearance, follow global identities and "
-                              "read camera-pair transit times. Reads the ClickHouse tables the pipeline writes.")
+                              "read camera-pair transit times. Reads the ClickHouse tables the pipeline writes. "
+                              "Needs an API token of role analyst or higher (`Authorization: Bearer <token>`); "
+                              "a token scoped to cameras sees only theirs.")
+    app.state.tokens = TokenStore.of(settings)
+    analyst = Depends(require_token("analyst", lambda request: request.app.state.tokens))
 
     @lru_cache(maxsize=1)
     def client():
         from vigil.store.client import connect
 
-        return connect(settings)
+        return connect(settings, read_only=True)
 
     @lru_cache(maxsize=1)
     def embedder():
@@ -106,8 +118,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
         return TritonEmbedder(settings.triton_url, settings.reid_model)
 
-    def get_track(camera_id: str, track_id: int) -> tuple[dict, list[float]]:
-        rows = client().query(f"SELECT {TRACK_COLUMNS}, s.embedding {FROM_TRACKS} WHERE s.camera_id = {{c:String}} "
+    def get_track(camera_id: str, track_id: int, caller: Principal) -> tuple[dict, list[float]]:
+        rows = [] if not caller.sees(camera_id) else client().query(f"SELECT {TRACK_COLUMNS}, s.embedding {FROM_TRACKS} WHERE s.camera_id = {{c:String}} "
                               "AND s.track_id = {t:Int64}", parameters={"c": camera_id, "t": track_id}).result_rows
         if not rows:
             raise HTTPException(404, f"no track {track_id} on camera {camera_id!r} (summaries are written when a track "
@@ -133,7 +145,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if since:
             where.append("s.last_seen >= {since:DateTime64(3)}")
             parameters["since"] = since
-        if cameras:
+        if cameras is not None:
+            if not cameras:
+                return []  # none of the cameras asked for is the caller's
             where.append("s.camera_id IN {cams:Array(String)}")
             parameters["cams"] = cameras
         rows = client().query(
@@ -148,8 +162,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/tracks/{camera_id}/{track_id}", response_model=Track, summary="One track's summary and global identity")
-    def track(camera_id: str, track_id: int):
-        return get_track(camera_id, track_id)[0]
+    def track(camera_id: str, track_id: int, caller: Principal = analyst):
+        return get_track(camera_id, track_id, caller)[0]
 
     @app.get("/tracks/{camera_id}/{track_id}/similar", response_model=list[Hit],
              summary="Tracks that look like this one, most similar first")
@@ -159,8 +173,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 after: bool = Query(False, description="only tracks that started after this one ended (where did it go next?)"),
                 cameras: list[str] | None = Query(None, description="only these cameras (repeat the parameter)"),
                 fragments: bool = Query(False, description="also fragments (tracks embedded from too few crops), "
-                                                           "marked reliable=false")):
-        found, vector = get_track(camera_id, track_id)
+                                                           "marked reliable=false"), caller: Principal = analyst):
+        found, vector = get_track(camera_id, track_id, caller)
         if not vector:
             raise HTTPException(409, f"track {track_id} on {camera_id!r} has no embedding (infer ran without an embedder)")
         if not found["reliable"] and not fragments:
@@ -168,13 +182,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                                      f"{found['embedding_samples']} crops, fewer than {settings.reid_api_min_samples}): "
                                      "its similarities say little; pass fragments=true to search anyway")
         return ranked(vector, found["embedder"], limit, found["class_id"] if same_class else None, (camera_id, track_id),
-                      camera_id if other_cameras else None, found["last_seen"] if after else None, cameras, fragments)
+                      camera_id if other_cameras else None, found["last_seen"] if after else None,
+                      caller.scope(cameras or None), fragments)
 
     @app.post("/search/crop", response_model=list[Hit], summary="Tracks that look like an uploaded image of the object")
     def search_crop(image: UploadFile = File(..., description="JPEG or PNG of the object, cropped to it"),
                     class_id: int | None = Form(None), limit: int = Form(10, ge=1, le=200),
                     cameras: str | None = Form(None, description="only these cameras, comma-separated"),
-                    fragments: bool = Form(False, description="also fragments (too few crops), marked reliable=false")):
+                    fragments: bool = Form(False, description="also fragments (too few crops), marked reliable=false"),
+                    caller: Principal = analyst):
         data = image.file.read()
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if pixels is None:
@@ -187,15 +203,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         except Exception as exc:  # noqa: BLE001 - Triton unreachable or the model not loaded
             embedder.cache_clear()
             raise HTTPException(503, f"embedder {settings.reid_model!r} unavailable at {settings.triton_url}: "
-                                     f"{str(exc).splitlines()[0]}") from None
+                                     f"{redact.redact(str(exc).splitlines()[0])}") from None
+        wanted = [c for c in cameras.split(",") if c] if cameras else None
         return ranked([float(v) for v in vector], model.name, limit, class_id, None, None, None,
-                      [c for c in cameras.split(",") if c] if cameras else None, fragments)
+                      caller.scope(wanted or None), fragments)
 
     @app.get("/identities/{global_id}/trajectory", response_model=list[Step],
              summary="Every camera a global identity was seen on, in time order, with transit times")
-    def trajectory(global_id: str):
-        rows = client().query(f"SELECT {TRACK_COLUMNS} {FROM_TRACKS} WHERE gid = {{g:String}} ORDER BY s.first_seen",
-                              parameters={"g": global_id}).result_rows
+    def trajectory(global_id: str, caller: Principal = analyst):
+        rows = [row for row in client().query(f"SELECT {TRACK_COLUMNS} {FROM_TRACKS} WHERE gid = {{g:String}} "
+                                              "ORDER BY s.first_seen", parameters={"g": global_id}).result_rows
+                if caller.sees(row[0])]
         if not rows:
             raise HTTPException(404, f"no tracks with global id {global_id!r}")
         edges = {(r[0], r[1]): (r[2], r[3]) for r in client().query(
@@ -208,8 +226,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return steps
 
     @app.get("/transit", response_model=list[Transit], summary="Transit times between camera pairs, from the matches")
-    def transit(from_camera: str | None = None, to_camera: str | None = None):
+    def transit(from_camera: str | None = None, to_camera: str | None = None, caller: Principal = analyst):
         where, parameters = [], {}
+        if caller.cameras is not None:  # pairs of the caller's cameras only
+            where.append("from_camera_id IN {scope:Array(String)} AND to_camera_id IN {scope:Array(String)}")
+            parameters["scope"] = caller.scope()
         if from_camera:
             where.append("from_camera_id = {f:String}")
             parameters["f"] = from_camera
@@ -226,10 +247,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @app.get("/tracks/{camera_id}/{track_id}/crop", summary="The track's best crop (JPEG)",
              responses={200: {"content": {"image/jpeg": {}}}})
-    def crop(camera_id: str, track_id: int):
+    def crop(camera_id: str, track_id: int, caller: Principal = analyst):
         from vigil.framestore import FrameNotFound, open_frame_store
 
-        found, _ = get_track(camera_id, track_id)
+        found, _ = get_track(camera_id, track_id, caller)
         if not found["best_crop_uri"]:
             raise HTTPException(404, "this track has no stored crop")
         try:
@@ -248,5 +269,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18080)
     args = parser.parse_args(argv)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install_log_redaction()
+    settings = ApiSettings()
+    try:
+        https = tls.uvicorn_options(settings)
+    except tls.TlsConfigError as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
+    app = create_app(settings)
+    if not len(app.state.tokens):
+        logging.getLogger("vigil.reid.api").warning(
+            "no API tokens in %s or VIGIL_API_TOKENS: every request will be refused; issue one with "
+            "`vigil api-token add NAME --role analyst`", settings.tokens_path)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **https)
     return 0

@@ -40,9 +40,10 @@ class MemoryIncidents:
         self.rows = {row["incident_id"]: row for row in rows}
         self.rejections: list[dict] = []
 
-    def queue(self, camera=None, kind=None, state=None, limit=100):
+    def queue(self, camera=None, kind=None, state=None, limit=100, cameras=None):
         rows = [r for r in self.rows.values() if (not camera or r["camera_id"] == camera)
-                and (not kind or r["kind"] == kind) and (not state or r["state"] == state)]
+                and (not kind or r["kind"] == kind) and (not state or r["state"] == state)
+                and (cameras is None or r["camera_id"] in cameras)]
         return copy.deepcopy(rows[:limit])
 
     def filters(self):

@@ -1,7 +1,8 @@
 """Incidents as a DATEX II v3.7 SituationPublication: every mapped kind validates against the official XSDs
 (../shared/datex2/v3.7/), the record's version and end time follow the incident's revisions, operators' verdicts
 withdraw or confirm it, kinds without a road meaning are not published, and the DATEX II output keeps the state on
-disk (a restart continues it) and serves the feed over HTTP with ETag / If-Modified-Since."""
+disk (a restart continues it) and serves the feed over HTTP with ETag / If-Modified-Since, to API tokens (the
+refusals, scopes and HTTPS are in tests/security/test_http_auth.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from lxml import etree
 
 from vigil import datex2
 from vigil import datex2_situation as sit
+from vigil.auth import TokenStore
 from vigil.outputs.datex2 import SITUATIONS_FILE, STATE_FILE, Datex2Output, Datex2Settings, serve
 from vigil.topics import INCIDENTS, TRAFFIC
 
@@ -376,10 +378,21 @@ def test_a_failed_write_keeps_the_incidents_for_the_next_flush(tmp_path):
 
 # --- HTTP ---------------------------------------------------------------------------------------------------------
 
+FEED = {}  # the token of the current test's feed
+
+
+def feed_tokens(tmp_path) -> TokenStore:
+    """The API tokens of Datex2Settings(data_dir=tmp_path), with a viewer token for the feed's reader."""
+    tokens = TokenStore(tmp_path / "auth" / "tokens.json")
+    FEED["token"] = tokens.add("feed-reader", "viewer", replace=True)
+    return tokens
+
+
 def get(port: int, path: str, method: str = "GET", **headers) -> tuple[int, dict, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    headers = {"Authorization": f"Bearer {FEED['token']}", **{k.replace("_", "-"): v for k, v in headers.items()}}
     try:
-        connection.request(method, path, headers={k.replace("_", "-"): v for k, v in headers.items()})
+        connection.request(method, path, headers=headers)
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -392,7 +405,7 @@ def test_the_http_feed_serves_the_valid_publication_with_etag_and_if_modified_si
     out.write(INCIDENTS, "Incident", incident("queue"))
     out.flush()
     (tmp_path / "datex2" / "gate" / "latest.xml").write_bytes(b"<x/>")
-    server = serve(tmp_path / "datex2", "127.0.0.1", 0)
+    server = serve(tmp_path / "datex2", "127.0.0.1", 0, tokens=feed_tokens(tmp_path))
     port = server.server_address[1]
     try:
         status, headers, body = get(port, "/datex2/situations.xml")
@@ -428,10 +441,12 @@ def test_the_sink_output_serves_when_a_port_is_configured(tmp_path):
     probe = serve(tmp_path, "127.0.0.1", 0, background=False)  # a free port, released for the output
     port = probe.server_address[1]
     probe.server_close()
+    feed_tokens(tmp_path)
     out = output(tmp_path, Clock(T0), datex2_http_port=port)
     try:
         out.flush()
         status, _, body = get(port, "/datex2/situations.xml")
         assert status == 200 and sit.situations_of(body) == {}
+        assert get(port, "/datex2/situations.xml", Authorization="")[0] == 401
     finally:
         out.close()

@@ -1,6 +1,7 @@
 """The re-ID search API on the real store (chDB behind the ClickHouse HTTP protocol) and the real Triton embedder:
 similar-track search, crop upload search, trajectories of global ids, transit summaries, the OpenAPI document and
-clear errors for unknown tracks and bad uploads."""
+clear errors for unknown tracks and bad uploads; API tokens: analyst or higher, and a camera-scoped token sees only
+its cameras."""
 
 import time
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from jobs.reid.synthetic import summary
 from services.reid.api import ApiSettings, create_app
 from services.reid.embedder import TritonEmbedder
+from vigil.auth import TokenStore
 from tests.reid.test_embedders import people  # noqa: F401 - the fixture of real person crops
 from vigil.outputs.clickhouse_rows import REID_MATCH_COLUMNS, TRACK_SUMMARY_COLUMNS, reid_match_row, track_summary_row
 from vigil.store.client import connect
@@ -22,7 +24,7 @@ T0 = int(time.time() * 1000) - 3_600_000  # inside the tables TTL (older rows ar
 
 
 @pytest.fixture(scope="module")
-def api(stack, people):  # noqa: F811
+def api(stack, people, tmp_path_factory):  # noqa: F811
     embedder = TritonEmbedder(stack.triton_url, "reid_learned")
     names = ["p2a", "p3", "p2b-east", "p3-east"]
     vectors = dict(zip(names, embedder.embed(np.stack([people[n] for n in names]))))
@@ -41,8 +43,14 @@ def api(stack, people):  # noqa: F811
     client = connect(stack)
     client.insert("track_summaries", [track_summary_row(r) for r in rows], column_names=TRACK_SUMMARY_COLUMNS)
     client.insert("reid_matches", [reid_match_row(match)], column_names=REID_MATCH_COLUMNS)
-    settings = ApiSettings(**{**stack.model_dump(), "reid_model": "reid_learned"})
-    return TestClient(create_app(settings)), people
+    tokens_file = tmp_path_factory.mktemp("auth") / "tokens.json"
+    tokens = TokenStore(tokens_file)
+    issued = {name: tokens.add(name, role, cameras) for name, role, cameras in
+              (("analyst", "analyst", None), ("viewer", "viewer", None), ("west-only", "analyst", ["api-west"]))}
+    settings = ApiSettings(**{**stack.model_dump(), "reid_model": "reid_learned", "api_tokens_file": tokens_file})
+    app = create_app(settings)
+    app.state.issued = issued
+    return TestClient(app, headers={"Authorization": f"Bearer {issued['analyst']}"}), people
 
 
 def test_similar_tracks_rank_the_same_person_first(api):
@@ -102,3 +110,28 @@ def test_a_fragment_does_not_outrank_the_true_match(api):
     refused = client.get("/tracks/api-east/5/similar", params=mine)
     assert refused.status_code == 409 and "fragment" in refused.json()["detail"]
     assert client.get("/tracks/api-east/5").json()["reliable"] is False
+
+
+def test_every_search_needs_an_analyst_token_and_a_scoped_token_sees_its_cameras(api):
+    client, _ = api
+    issued = client.app.state.issued
+    anonymous = TestClient(client.app)
+    for path in ("/tracks/api-west/1", "/tracks/api-west/1/similar", "/identities/api-west:1/trajectory", "/transit",
+                 "/tracks/api-west/1/crop"):
+        refused = anonymous.get(path)
+        assert refused.status_code == 401 and "Bearer" in refused.json()["detail"], (path, refused.text)
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        viewer = anonymous.get(path, headers={"Authorization": f"Bearer {issued['viewer']}"})
+        assert viewer.status_code == 403 and "needs analyst" in viewer.json()["detail"], (path, viewer.text)
+        wrong = anonymous.get(path, headers={"Authorization": "Bearer vigil_not-a-token-at-all"})
+        assert wrong.status_code == 401 and "not known" in wrong.json()["detail"]
+    assert anonymous.post("/search/crop", files={"image": ("x.jpg", b"x", "image/jpeg")}).status_code == 401
+    assert anonymous.get("/healthz").status_code == 200  # liveness only, for the orchestrator's probe
+    west = TestClient(client.app, headers={"Authorization": f"Bearer {issued['west-only']}"})
+    assert west.get("/tracks/api-west/1").status_code == 200
+    assert west.get("/tracks/api-east/2").status_code == 404, "another camera's track does not exist for it"
+    assert west.get("/tracks/api-west/1/similar", params={"cameras": ["api-west", "api-east"]}).json() == []
+    assert [s["camera_id"] for s in west.get("/identities/api-west:1/trajectory").json()] == ["api-west"]
+    assert west.get("/transit", params={"from_camera": "api-west"}).json() == [], "api-east is outside its scope"
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert schemes["api-token"]["scheme"] == "bearer"

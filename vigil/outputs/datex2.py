@@ -26,6 +26,11 @@ serves these files read-only, with ETag / If-None-Match and Last-Modified / If-M
 
     /datex2/situations.xml                                 the SituationPublication
     /datex2/<camera_id>/latest.xml, sites.xml, measured-<bin end ms>.xml
+
+Every request needs an API token of role viewer or higher (`Authorization: Bearer <token>`, vigil/auth.py): 401
+without one, 403 for a token scoped to cameras asking for the situations of all; a scoped token gets its cameras'
+files, and any other camera's answer 404. `VIGIL_DATEX2_PUBLIC=true` serves an open-data feed without tokens. HTTPS
+with VIGIL_TLS_CERT_FILE and VIGIL_TLS_KEY_FILE.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import tempfile
 import threading
 import time
@@ -47,7 +53,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from vigil import datex2, datex2_situation
+from vigil import datex2, datex2_situation, redact, tls
+from vigil.auth import AuthError, TokenStore, authorize
 from vigil.config import Settings
 from vigil.outputs.base import Output
 from vigil.runtime import StartupError
@@ -85,6 +92,8 @@ class Datex2Settings(Settings):
     datex2_http_host: str = Field("127.0.0.1", description="Address the sink serves the DATEX II files on.")
     datex2_http_port: int = Field(0, ge=0, le=65535, description="Port the sink serves the DATEX II files on "
                                   "(/datex2/situations.xml, /datex2/<camera>/latest.xml ...); 0 = not served.")
+    datex2_public: bool = Field(False, description="Serve the DATEX II files to anyone (an open-data feed); false = "
+                                "only to API tokens of role viewer or higher.")
 
     @field_validator("datex2_camera_positions")
     @classmethod
@@ -149,7 +158,11 @@ class Datex2Output(Output):
         self.server: ThreadingHTTPServer | None = None
         if settings.datex2_http_port:
             try:
-                self.server = serve(self.root, settings.datex2_http_host, settings.datex2_http_port)
+                self.server = serve(self.root, settings.datex2_http_host, settings.datex2_http_port,
+                                    tokens=TokenStore.of(settings), public=settings.datex2_public,
+                                    context=tls.server_context(settings))
+            except tls.TlsConfigError as exc:
+                raise StartupError(f"DATEX II output: {exc}") from None
             except OSError as exc:
                 raise StartupError(f"DATEX II output: cannot serve on {settings.datex2_http_host}:"
                                    f"{settings.datex2_http_port} (VIGIL_DATEX2_HTTP_HOST/PORT): {exc}") from None
@@ -347,9 +360,12 @@ def _not_modified(headers, etag: str, mtime: float) -> bool:
 
 
 class Datex2RequestHandler(BaseHTTPRequestHandler):
-    """GET/HEAD of the DATEX II files under `root` (set on the subclass `serve` makes)."""
+    """GET/HEAD of the DATEX II files under `root`, to the callers `tokens` lets in (all when `public`); set on the
+    subclass `serve` makes."""
 
     root: Path
+    tokens: TokenStore | None = None
+    public: bool = False
     server_version = "vigil-datex2"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -358,8 +374,40 @@ class Datex2RequestHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._serve(send_body=False)
 
+    def _refuse(self, status: int, message: str, headers: dict | None = None, send_body: bool = True) -> None:
+        body = (message + "\n").encode()
+        self.send_response(status)
+        for name, value in {**(headers or {}), "Content-Type": "text/plain; charset=utf-8",
+                            "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def _allowed(self, path: Path | None, send_body: bool) -> bool:
+        """Whether the caller may have `path`; answers the refusal itself when not."""
+        if self.public:
+            return True
+        try:
+            caller = authorize(self.tokens or TokenStore(None), self.headers.get("Authorization"), "viewer")
+        except AuthError as exc:
+            self._refuse(exc.status, exc.message, exc.headers, send_body)
+            return False
+        if caller.cameras is None or path is None:
+            return True
+        if path.name == SITUATIONS_FILE:
+            self._refuse(403, f"{caller.name} is limited to cameras {', '.join(sorted(caller.cameras))}; the "
+                              "situations cover every camera: ask for a token without a camera scope", {}, send_body)
+            return False
+        if path.parent.name not in caller.cameras:
+            self._refuse(404, "no such DATEX II publication", {}, send_body)
+            return False
+        return True
+
     def _serve(self, send_body: bool) -> None:
         path = feed_file(self.root, urlsplit(self.path).path)
+        if not self._allowed(path, send_body):
+            return
         try:
             if path is None:
                 raise FileNotFoundError
@@ -391,12 +439,35 @@ class Datex2RequestHandler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-def serve(root: Path, host: str = "127.0.0.1", port: int = DEFAULT_HTTP_PORT,
-          background: bool = True) -> ThreadingHTTPServer:
-    """An HTTP server of the DATEX II files under `root` (port 0: any free port, see `server_address`). In the
+class _TlsServer(ThreadingHTTPServer):
+    """Hands each accepted connection's TLS handshake to its own thread (a client that never completes one must not
+    stall the others)."""
+
+    context: ssl.SSLContext
+
+    def process_request_thread(self, request, client_address):
+        try:
+            request = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+            self.shutdown_request(request)
+            return
+        super().process_request_thread(request, client_address)
+
+
+def serve(root: Path, host: str = "127.0.0.1", port: int = DEFAULT_HTTP_PORT, background: bool = True, *,
+          tokens: TokenStore | None = None, public: bool = False,
+          context: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    """An HTTP server of the DATEX II files under `root` (port 0: any free port, see `server_address`), for the API
+    tokens in `tokens` of role viewer or higher (for anyone when `public`), over HTTPS with `context`. In the
     background (a daemon thread) unless `background` is False; stop it with `shutdown()` and `server_close()`."""
-    handler = type("BoundDatex2RequestHandler", (Datex2RequestHandler,), {"root": Path(root)})
-    server = ThreadingHTTPServer((host, port), handler)
+    handler = type("BoundDatex2RequestHandler", (Datex2RequestHandler,),
+                   {"root": Path(root), "tokens": tokens, "public": public})
+    if context is None:
+        server = ThreadingHTTPServer((host, port), handler)
+    else:
+        server = _TlsServer((host, port), handler)
+        server.context = context
     server.daemon_threads = True
     if background:
         threading.Thread(target=server.serve_forever, name="datex2-http", daemon=True).start()
@@ -414,8 +485,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=settings.datex2_http_port or DEFAULT_HTTP_PORT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    server = serve(args.dir, args.host, args.port, background=False)
-    log.info("serving %s on http://%s:%d/datex2/situations.xml", args.dir, *server.server_address[:2])
+    redact.install_log_redaction()
+    try:
+        context = tls.server_context(settings)
+    except tls.TlsConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    tokens = TokenStore.of(settings)
+    server = serve(args.dir, args.host, args.port, background=False, tokens=tokens, public=settings.datex2_public,
+                   context=context)
+    log.info("serving %s on %s://%s:%d/datex2/situations.xml (%s)", args.dir, tls.scheme(settings),
+             *server.server_address[:2], "public" if settings.datex2_public else f"{len(tokens)} API tokens")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
