@@ -12,6 +12,10 @@ summaries), and the latency from the later track's end to its match on events.v1
     .venv/bin/python load/eval_reid.py --out load/results/reid.json            # real time (~9 min)
     .venv/bin/python load/eval_reid.py --out /tmp/reid.json --pace fast      # video clock, no latency figures
     .venv/bin/python load/eval_reid.py --out load/results/reid.json --ship   # also install the trained model here
+    .venv/bin/python load/eval_reid.py --protocol heldout --out load/results/reid_heldout.json   # (~6 min)
+
+`--protocol heldout` trains on one construction and scores on constructions training never saw (other people,
+segments, crops, mirroring, colour, blur, scale and sampling rate), in two folds: see load/reid_heldout.py.
 """
 
 from __future__ import annotations
@@ -192,9 +196,25 @@ def main() -> int:
     parser.add_argument("--pace", choices=["native", "fast"], default="native")
     parser.add_argument("--steps", type=int, default=400, help="training steps of the learned embedder")
     parser.add_argument("--min-similarity", type=float, default=0.7)
+    parser.add_argument("--protocol", choices=["insample", "heldout"], default="insample",
+                        help="insample: the scenario through the running pipeline (default); heldout: train on one "
+                        "construction, score on unseen ones (load/reid_heldout.py)")
+    parser.add_argument("--embedders", nargs="*", help="heldout: which embedders (default: all it knows)")
     parser.add_argument("--ship", action="store_true", help="install the trained model as models/reid_learned/1/ in "
                         "this checkout, replacing the one set-up built")
     args = parser.parse_args()
+    if args.protocol == "heldout":
+        from load import reid_heldout
+
+        started = time.monotonic()
+        result = reid_heldout.run(REPO_ROOT / ".vigil" / "reid-heldout", steps=args.steps,
+                                  min_similarity=args.min_similarity, embedders=args.embedders)
+        result |= {"evaluation": "reid", "machine": machine(), "run_s": round(time.monotonic() - started, 1)}
+        save(args.out, result, shown={fold: {name: {c: {k: s[k] for k in ("precision", "recall", "idf1", "margin")}
+                                                    for c, s in e["scores"].items()}
+                                             for name, e in f["embedders"].items()}
+                                      for fold, f in result["folds"].items()})
+        return 0
     clock = "wall" if args.pace == "native" else "video"
     results, trained = {}, None
     for embedder in ("reid_color", "reid_learned"):

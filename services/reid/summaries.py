@@ -81,6 +81,10 @@ class TrackSummaries:
     def pending_crops(self) -> np.ndarray | None:
         return np.stack([crop for _, crop in self._pending]) if self._pending else None
 
+    def pending_keys(self) -> list[tuple[str, int]]:
+        """The (camera, track) of each pending crop, in `pending_crops` order."""
+        return [key for key, _ in self._pending]
+
     def add_embeddings(self, embeddings: np.ndarray) -> None:
         for (key, _), vector in zip(self._pending, embeddings):
             state = self.tracks.get(key)
