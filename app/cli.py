@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         # handed over whole: argparse's REMAINDER refuses a first argument that looks like an option (`--port`)
         argv = [argv[0], "--", *argv[1:]] if len(argv) > 1 else argv
     args = build_parser().parse_args(argv)
+    from vigil.redact import install_log_redaction
+
+    install_log_redaction()  # whatever a command logs, no credentials (README "Security")
     try:
         return args.func(args)
     except StackError as exc:

@@ -73,7 +73,7 @@ class Principal:
     def sees(self, camera_id: str) -> bool:
         return self.cameras is None or camera_id in self.cameras
 
-    def scope(self, wanted: list[str] | None) -> list[str] | None:
+    def scope(self, wanted: list[str] | None = None) -> list[str] | None:
         """The cameras a query may cover: `wanted` (None = every camera) within this caller's cameras."""
         if self.cameras is None:
             return wanted

@@ -6,6 +6,10 @@ frames, inference drops and Triton calls, events by kind) update these; a proces
 (`vigil.flink_env`), with their user metrics under the same `vigil_` names. Alert rules over these names live in
 `infra/terraform/modules/monitoring/files/vigil-alerts.yml`: the embedded Prometheus and the Terraform deployment load
 that one file.
+
+/metrics answers without authentication, as Prometheus exporters normally do (the scraper sends no credentials): it
+holds counters labelled by service, topic and camera id, never frames, URLs or secrets. It binds 127.0.0.1 unless
+VIGIL_METRICS_HOST says otherwise; in a cluster keep it on the pod network, away from public ingress.
 """
 
 from __future__ import annotations

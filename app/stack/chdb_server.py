@@ -3,7 +3,9 @@
 chDB allows one process per data directory, so every other process (the sink, `vigil sql`, the re-ID API) reaches the
 store through this process with an ordinary `http://` clickhouse-connect DSN, exactly as it would reach a production
 ClickHouse server. The engine is opened through clickhouse-connect's `chdb://` DSN (which runs the migrations); HTTP
-requests are answered on chDB connection handles of that same engine.
+requests are answered on chDB connection handles of that same engine, one per request, so a request's settings
+(`readonly=1` from the analyst paths included, which chDB enforces) never outlive it. It listens on 127.0.0.1 only and
+has no users: on a server, read-only access is a ClickHouse user with `readonly` and SELECT grants (README "Security").
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.stack.process import ManagedProcess, StackError, port_in_use, port_open
 from vigil.config import REPO_ROOT, Settings
+from vigil.redact import redact, redact_url
 from vigil.topics import TOPICS
 
 
@@ -149,8 +150,10 @@ class Store(Component):
             tables = len(client.query("SHOW TABLES").result_rows)
             client.close()
         except Exception as exc:
-            return Health(False, f"ClickHouse at {self.settings.clickhouse_dsn} does not answer: {_first_line(exc)}")
-        return Health(True, f"{self.settings.clickhouse_dsn}, {tables} tables, migration {version:04d}", self.process.rss_mb())
+            return Health(False, f"ClickHouse at {redact_url(self.settings.clickhouse_dsn)} does not answer: "
+                                 f"{redact(_first_line(exc))}")
+        return Health(True, f"{redact_url(self.settings.clickhouse_dsn)}, {tables} tables, migration {version:04d}",
+                      self.process.rss_mb())
 
 
 class Triton(Component):

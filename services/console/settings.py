@@ -26,7 +26,8 @@ class ConsoleSettings(Settings):
     console_session_ttl_s: float = Field(8 * 3600.0, gt=0, description="A session expires this long after sign-in "
                                          "(a shift); then the console asks to sign in again.")
     console_cookie_secure: bool = Field(False, description="Mark the session cookie Secure (set it when the console "
-                                        "is served over HTTPS, e.g. behind a TLS proxy).")
+                                        "is served over HTTPS behind a TLS proxy; with VIGIL_TLS_CERT_FILE the "
+                                        "console serves HTTPS itself and sets it on its own).")
     console_cameras: Path | None = Field(None, description="Camera file (cameras.yaml) whose zones and lanes the "
                                          "tiles draw; cameras seen on Kafka but not in it get tiles without them.")
     console_push_fps: float = Field(5.0, gt=0, le=30, description="Most frames per second pushed per camera to "

@@ -28,7 +28,7 @@ variable "common_env" {
 }
 
 variable "secret_env" {
-  description = "VIGIL_* settings taken from Kubernetes Secrets (name and key), for every component that reads them: e.g. VIGIL_CLICKHOUSE_DSN, VIGIL_KAFKA_CONFIG, VIGIL_WEBHOOK_SECRET."
+  description = "VIGIL_* settings taken from Kubernetes Secrets (name and key), for every component that reads them: e.g. VIGIL_CLICKHOUSE_DSN, VIGIL_CLICKHOUSE_ANALYST_DSN, VIGIL_KAFKA_SASL_PASSWORD, VIGIL_API_TOKENS, VIGIL_WEBHOOK_SECRET."
   type = map(object({
     secret = string
     key    = string
