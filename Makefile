@@ -40,6 +40,15 @@ $(DETECTORS): detectors.sha256
 	ln -sfn $(abspath $(SHARED))/models/detectors/yolox_nano_416.onnx models/yolox_nano/1/model.onnx
 	ln -sfn $(abspath $(SHARED))/models/detectors/nanodet_m_416_opencvzoo.onnx models/nanodet_m/1/model.onnx
 
+# The privacy detectors (faces: YuNet, MIT; plates: LPD-YuNet, Apache-2.0) are used from ../shared the same way:
+# checked against privacy.sha256, then linked as version 1 of models/privacy_face and models/privacy_plate.
+PRIVACY_MODELS := models/privacy_face/1/model.onnx models/privacy_plate/1/model.onnx
+setup: $(PRIVACY_MODELS)
+$(PRIVACY_MODELS): privacy.sha256
+	cd $(SHARED)/models/privacy && sha256sum --quiet -c $(CURDIR)/privacy.sha256
+	ln -sfn $(abspath $(SHARED))/models/privacy/face_detection_yunet_2023mar.onnx models/privacy_face/1/model.onnx
+	ln -sfn $(abspath $(SHARED))/models/privacy/license_plate_detection_lpd_yunet_2023mar.onnx models/privacy_plate/1/model.onnx
+
 $(DEPS)/.java:
 	@command -v java >/dev/null 2>&1 || { echo "installing Java 17 (PyFlink needs it)"; apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
 	@mkdir -p $(DEPS) && touch $@

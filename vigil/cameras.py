@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from vigil.geometry import TrafficGeometry
+from vigil.privacy import PrivacyConfig
 from vigil.topology import Topology
 from vigil.zones import RuleSettings, Zone
 
@@ -30,6 +31,8 @@ class Camera(BaseModel):
     site: str = Field("default", description="Cameras of one site are matched against each other by the re-ID job.")
     traffic: TrafficGeometry | None = Field(None, description="Lanes, count lines, detection zones and calibration "
                                             "for traffic counting (the traffic job); none: not counted.")
+    privacy: PrivacyConfig | None = Field(None, description="Blurring before storage ({blur: [faces, plates]}) and the "
+                                          "camera's own frame retention (retention_hours); none: stored as captured.")
 
     @field_validator("url")
     @classmethod

@@ -12,6 +12,9 @@ start with a letter or digit), and that retention never treats as frames:
   in [from_ms, to_ms] through `delete_older_than` until it is released (`unpin`) or expires, so an open incident's
   frames outlive the retention time. Pins live in the store itself, so every process that runs retention (ingest)
   honours the pins another process (the evidence service) set, with no other shared state.
+
+Erasure (`vigil erase`, vigil/erasure.py) removes a camera's objects of a period with `delete_frames` (frames and the
+re-ID crops kept beside them), `evidence_keys` + `delete_object` (its snapshots and clips) and `unpin`.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class FrameStore(Protocol):
 
     def get(self, uri: str) -> bytes: ...
 
-    def delete_older_than(self, cutoff_ts_ms: int) -> int: ...
+    def delete_older_than(self, cutoff_ts_ms: int, camera_id: str | None = None) -> int: ...
 
 
 class EvidenceStore(FrameStore, Protocol):
@@ -214,13 +217,14 @@ class LocalFrameStore(_Pins):
         except FileNotFoundError:
             raise FrameNotFound(f"frame {uri} is not in the store (removed by retention?)") from None
 
-    def delete_older_than(self, cutoff_ts_ms: int) -> int:
-        """Remove frames captured before `cutoff_ts_ms`, except those a live pin keeps; returns how many files were
-        removed. Evidence and pins are not frames and are never removed here."""
+    def delete_older_than(self, cutoff_ts_ms: int, camera_id: str | None = None) -> int:
+        """Remove frames captured before `cutoff_ts_ms` (of one camera, or of all), except those a live pin keeps;
+        returns how many files were removed. Evidence and pins are not frames and are never removed here."""
         removed = 0
         cutoff_hour = _hour(cutoff_ts_ms)
         pins = self.live_pins()
-        for camera_dir in (p for p in self.root.iterdir() if p.is_dir() and p.name not in RESERVED):
+        for camera_dir in (p for p in self.root.iterdir() if p.is_dir() and p.name not in RESERVED
+                           and camera_id in (None, p.name)):
             camera_id = camera_dir.name
             for hour_dir in (p for p in camera_dir.iterdir() if p.is_dir()):
                 if hour_dir.name > cutoff_hour:
@@ -278,6 +282,43 @@ class LocalFrameStore(_Pins):
                         found.append((ts_ms, frame.as_uri()))
         return sorted(found)
 
+    def delete_frames(self, camera_id: str, from_ms: int | None = None, to_ms: int | None = None,
+                      dry_run: bool = False) -> list[str]:
+        """Remove the camera's frame-store files captured in [from_ms, to_ms] (None: unbounded), pinned or not:
+        frames and the re-ID crops stored beside them. Returns their names (with dry_run: lists, removes nothing)."""
+        camera_dir = self.root / camera_id
+        if not camera_dir.is_dir() or camera_id in RESERVED:
+            return []
+        removed = []
+        for hour_dir in sorted(p for p in camera_dir.iterdir() if p.is_dir()):
+            span = _hour_span_ms(hour_dir.name)
+            if span and ((to_ms is not None and span[0] > to_ms) or (from_ms is not None and span[1] < from_ms)):
+                continue
+            for item in sorted(hour_dir.iterdir()):
+                ts_ms = _frame_ts(item.name)
+                if ts_ms is None or (from_ms is not None and ts_ms < from_ms) or (to_ms is not None and ts_ms > to_ms):
+                    continue
+                if not dry_run:
+                    item.unlink(missing_ok=True)
+                removed.append(item.name)
+            if not dry_run and not any(hour_dir.iterdir()):
+                hour_dir.rmdir()
+        if not dry_run and not any(camera_dir.iterdir()):
+            camera_dir.rmdir()
+        return removed
+
+    def evidence_keys(self, camera_id: str) -> list[str]:
+        """URIs of every evidence object (snapshots, clips) of the camera."""
+        folder = self.root / EVIDENCE_PREFIX / safe_segment(camera_id)
+        return sorted(p.as_uri() for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+    def delete_object(self, uri_or_key: str) -> bool:
+        """Remove one object of the store (evidence, a pin); whether it was there."""
+        path = self._path(uri_or_key)
+        existed = path.is_file()
+        path.unlink(missing_ok=True)
+        return existed
+
     def unpin(self, pin_id: str) -> None:
         (self.root / _pin_key(pin_id)).unlink(missing_ok=True)
 
@@ -319,11 +360,13 @@ class S3FrameStore(_Pins):
         except self.s3.exceptions.NoSuchKey:
             raise FrameNotFound(f"frame {uri} is not in the store (removed by retention?)") from None
 
-    def delete_older_than(self, cutoff_ts_ms: int) -> int:
-        """Remove frames captured before `cutoff_ts_ms`, except those a live pin keeps (evidence and pins stay)."""
+    def delete_older_than(self, cutoff_ts_ms: int, camera_id: str | None = None) -> int:
+        """Remove frames captured before `cutoff_ts_ms` (of one camera, or of all), except those a live pin keeps
+        (evidence and pins stay)."""
         pins = self.live_pins()
         doomed = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+        prefix = self.prefix + (f"{camera_id}/" if camera_id else "")
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 camera_id, _, rest = item["Key"][len(self.prefix):].partition("/")
                 ts_ms = _frame_ts(rest.rsplit("/", 1)[-1])
@@ -381,6 +424,35 @@ class S3FrameStore(_Pins):
                 if ts_ms is not None and from_ms <= ts_ms <= to_ms:
                     found.append((ts_ms, f"s3://{self.bucket}/{item['Key']}"))
         return sorted(found)
+
+    def delete_frames(self, camera_id: str, from_ms: int | None = None, to_ms: int | None = None,
+                      dry_run: bool = False) -> list[str]:
+        """Remove the camera's frame-store objects captured in [from_ms, to_ms] (None: unbounded), pinned or not:
+        frames and the re-ID crops stored beside them. Returns their names (with dry_run: lists, removes nothing)."""
+        if camera_id in RESERVED:
+            return []
+        doomed = []
+        for item in self._list(f"{self.prefix}{camera_id}/"):
+            name = item["Key"].rsplit("/", 1)[-1]
+            ts_ms = _frame_ts(name)
+            if ts_ms is None or (from_ms is not None and ts_ms < from_ms) or (to_ms is not None and ts_ms > to_ms):
+                continue
+            doomed.append(item["Key"])
+        for start in range(0, 0 if dry_run else len(doomed), 1000):
+            self.s3.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": key} for key in doomed[start:start + 1000]], "Quiet": True})
+        return [key.rsplit("/", 1)[-1] for key in doomed]
+
+    def evidence_keys(self, camera_id: str) -> list[str]:
+        """URIs of every evidence object (snapshots, clips) of the camera."""
+        prefix = f"{self.prefix}{EVIDENCE_PREFIX}/{safe_segment(camera_id)}/"
+        return sorted(f"s3://{self.bucket}/{item['Key']}" for item in self._list(prefix))
+
+    def delete_object(self, uri_or_key: str) -> bool:
+        """Remove one object of the store (evidence, a pin); whether it was there."""
+        existed = self.exists(uri_or_key)
+        self.s3.delete_object(Bucket=self.bucket, Key=self._object_key(uri_or_key))
+        return existed
 
     def unpin(self, pin_id: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + _pin_key(pin_id))

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from services.ingest.camera import CameraCounters, CameraWorker, encode_jpeg, now_ms
+from services.ingest.privacy import Blurrer
 from services.ingest.settings import IngestSettings
 from vigil.cameras import Camera, CameraConfigError, load_cameras
 from vigil.framestore import open_frame_store
@@ -22,17 +23,21 @@ log = logging.getLogger("vigil.ingest")
 
 
 class Publisher:
-    """Stores a frame, then publishes its reference; publishes camera health. Thread-safe (one per process)."""
+    """Blurs a frame where its camera asks for privacy, stores it, then publishes its reference; publishes camera
+    health. Thread-safe (one per process)."""
 
-    def __init__(self, settings: IngestSettings, output: KafkaOutput):
+    def __init__(self, settings: IngestSettings, output: KafkaOutput, blurrer: Blurrer | None = None):
         self.settings, self.output = settings, output
         self.store = open_frame_store(settings.frame_store_uri)
+        self.blurrer = blurrer or Blurrer(settings, [])
         self._tracer = tracer("vigil.ingest")
 
     def frame(self, camera: Camera, sequence: int, capture_ts_ms: int, bgr, quality: dict | None = None) -> None:
         frame_id = f"{camera.id}:{capture_ts_ms}:{sequence}"
         with self._tracer.start_as_current_span("ingest.frame", attributes={
                 "camera.id": camera.id, "frame.sequence": sequence, "frame.id": frame_id}):
+            if self.blurrer.applies(camera.id):
+                bgr = self.blurrer.blur(camera, bgr)  # raises when it cannot: the raw frame is never stored
             uri = self.store.put(camera.id, sequence, capture_ts_ms, encode_jpeg(bgr, self.settings.jpeg_quality), "jpg")
             record = dict(frame_id=frame_id, camera_id=camera.id,
                           capture_ts_ms=capture_ts_ms, sequence=sequence, width=int(bgr.shape[1]),
@@ -57,6 +62,7 @@ class Cameras(Source):
         self.workers = [CameraWorker(c, settings, publisher.frame, publisher.status) for c in cameras]
         self.threads: list[threading.Thread] = []
         self.next_cleanup = time.monotonic() + 60
+        self.own_retention = own_retention(cameras, settings)
 
     def start(self, stop: threading.Event) -> None:
         self.threads = [threading.Thread(target=w.run, args=(stop,), name=f"camera-{w.camera.id}", daemon=True)
@@ -72,6 +78,8 @@ class Cameras(Source):
         if time.monotonic() > self.next_cleanup:
             retention_ms = int(self.settings.frame_retention_hours * 3600 * 1000)
             removed = self.publisher.store.delete_older_than(now_ms() - retention_ms)
+            for camera_id, hours in self.own_retention.items():  # cameras whose privacy asks for less
+                removed += self.publisher.store.delete_older_than(now_ms() - int(hours * 3600 * 1000), camera_id)
             if removed:
                 log.info("retention removed %d frames", removed)
             self.next_cleanup = time.monotonic() + 60
@@ -86,14 +94,30 @@ class Cameras(Source):
                 for w in self.workers}
 
     def summary(self) -> dict:
-        return {w.camera.id: {k: v for k, v in vars(w.counters).items() if not k.endswith(("_status", "_mono"))}
+        blurred = self.publisher.blurrer.summary()
+        return {w.camera.id: {**{k: v for k, v in vars(w.counters).items() if not k.endswith(("_status", "_mono"))},
+                              **blurred.get(w.camera.id, {})}
                 for w in self.workers}
+
+
+def own_retention(cameras: list[Camera], settings: IngestSettings) -> dict[str, float]:
+    """camera id → its `privacy.retention_hours`; refused at start-up when longer than the store's retention (another
+    ingest process's clean-up, which does not know this camera file, would remove its frames sooner anyway)."""
+    hours = {c.id: c.privacy.retention_hours for c in cameras if c.privacy and c.privacy.retention_hours}
+    longer = {c: h for c, h in hours.items() if h > settings.frame_retention_hours}
+    if longer:
+        raise StartupError(f"privacy.retention_hours can only shorten the frame store's retention "
+                           f"(VIGIL_FRAME_RETENTION_HOURS={settings.frame_retention_hours:g}); longer for {longer}")
+    return hours
 
 
 class IngestService(SourceService):
     def __init__(self, cameras: list[Camera], settings: IngestSettings, max_seconds: float | None = None):
+        own_retention(cameras, settings)
+        blurrer = Blurrer(settings, cameras)
+        blurrer.check()  # before any frame is read: a blurring camera whose models are not served does not start
         self.output = KafkaOutput(settings)
-        self.cameras = Cameras(cameras, settings, Publisher(settings, self.output))
+        self.cameras = Cameras(cameras, settings, Publisher(settings, self.output, blurrer))
         self.max_seconds = max_seconds
         super().__init__("ingest", self.cameras, [self.output])
 

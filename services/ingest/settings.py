@@ -15,3 +15,12 @@ class IngestSettings(Settings):
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the exponential reconnect back-off.")
     open_timeout_s: float = Field(5.0, gt=0, description="Network streams: give up opening after this long.")
     read_timeout_s: float = Field(10.0, gt=0, description="Network streams: a read stalled this long is a disconnect.")
+    # Privacy (cameras with `privacy: {blur: [...]}` in the camera file; services/ingest/privacy.py)
+    privacy_face_model: str = Field("privacy_face", description="Triton model that finds the faces to blur.")
+    privacy_plate_model: str = Field("privacy_plate", description="Triton model that finds licence plates in the "
+                                     "crops round the vehicles' ends.")
+    privacy_vehicle_model: str = Field("yolox_nano", description="Triton detector whose vehicles are searched for "
+                                       "plates (a camera's fine-tune <model>__<camera> is used when served; a camera "
+                                       "file's privacy.vehicle_model wins).")
+    privacy_timeout_s: float = Field(10.0, gt=0, description="A privacy detector that does not answer in this long "
+                                     "has failed: the frame is withheld, never stored unblurred.")

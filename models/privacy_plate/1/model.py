@@ -1,0 +1,1 @@
+../../privacy_face/1/model.py
