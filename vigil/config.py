@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     # Kafka
     kafka_embedded: bool = Field(True, description="Start the Tansu broker with `vigil stack up`; false = use kafka_bootstrap as is.")
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="bootstrap.servers of the broker.")
+    kafka_storage: Literal["memory", "s3"] = Field(
+        "memory", description="Where the embedded broker keeps its log: memory (fast; a broker crash or restart loses "
+        "every message and committed offset) or s3 (durable: Tansu on a local SeaweedFS S3 server under "
+        "<data_dir>/broker-store; acknowledged messages and committed offsets survive a SIGKILL).")
+    kafka_s3_port: int = Field(19333, description="S3 port of the embedded broker's SeaweedFS (kafka_storage=s3); its "
+                               "other ports are picked free at start.")
     kafka_config: dict[str, str] = Field(default_factory=dict, description="Extra librdkafka settings, JSON (SASL and "
                                          "TLS have the kafka_security_* settings below, which also reach Flink).")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

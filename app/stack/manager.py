@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from app.stack.components import Broker, Component, Flink, Health, Prometheus, Store, Triton
+from app.stack.components import Broker, BrokerStore, Component, Flink, Health, Prometheus, Store, Triton
 from app.stack.process import StackError
 from vigil.config import Settings
 from vigil.kafka_io import ensure_topics
@@ -21,7 +21,7 @@ class PartReport:
 
 def components(settings: Settings) -> list[Component]:
     """The parts `vigil stack` manages: a part Vigil can run without is left out when it is not embedded."""
-    parts = [Broker(settings), Store(settings), Triton(settings), Prometheus(settings)]
+    parts = [BrokerStore(settings), Broker(settings), Store(settings), Triton(settings), Prometheus(settings)]
     return [part for part in parts if part.required or part.embedded]
 
 
@@ -31,8 +31,8 @@ def up(settings: Settings, only: list[str] | None = None, log=print) -> list[Par
     started: list[Component] = []
     try:
         for part in components(settings):
-            if only and part.name not in only:
-                continue
+            if only and part.name not in only and not (part.name == "broker-store" and "broker" in only):
+                continue  # (the broker's store comes with the broker)
             begin = time.monotonic()
             if not part.embedded:
                 health = part.health()
