@@ -42,6 +42,7 @@ T0_MS = 1_700_000_000_000
 LEAD_S, TRAILER_S = 8.0, 12.0  # empty room before the segment (detector warm-up) and after it
 LINK = {"min_transit_s": -10.0, "max_transit_s": 40.0}
 SEGMENTS = {"first": (0.0, 72.0), "last": (72.0, 138.0)}
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,13 @@ def score(seen: Observed, summaries: list[Summary], min_similarity: float) -> di
     return result
 
 
+def score_sweep(seen: Observed, summaries: list[Summary], thresholds=SWEEP) -> dict:
+    """Precision and recall of the job's matching at each threshold (the IDF1 and margins are threshold-free or
+    reported at the job's threshold by `score`)."""
+    return {str(t): {k: v for k, v in score(seen, summaries, t).items() if k in ("precision", "recall")}
+            for t in thresholds}
+
+
 def colour(crops: np.ndarray):
     from vigil.reid_embedding import colour_embedding
 
@@ -347,8 +355,9 @@ def run(work: Path, steps: int = 300, min_similarity: float = 0.7, embedders: li
             scores = {}
             for construction in constructions(test_segment).values():
                 test = seen(construction)
-                scores[construction.name] = score(test, summaries_for(test, embed(np.stack(test.crops)), name),
-                                                  min_similarity)
+                summaries = summaries_for(test, embed(np.stack(test.crops)), name)
+                scores[construction.name] = score(test, summaries, min_similarity) | {
+                    "sweep": score_sweep(test, summaries)}
             # in-sample, labelled as such: scored on the very tracks it was trained on
             scores["in-sample " + train_seen.construction.name] = score(
                 train_seen, summaries_for(train_seen, embed(np.stack(train_seen.crops)), name), min_similarity)
