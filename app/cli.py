@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_adapt_commands(sub)
     add_incident_commands(sub, console)
+    from app.erase import add_commands as add_erase_commands
+
+    add_erase_commands(sub, console)  # vigil erase
     for name, text in (("ingest", "run the ingest service"), ("infer", "run the inference service"),
                        ("reid-embed", "run the re-ID embed service (track summaries on tracks.v1)"),
                        ("sink", "run the ClickHouse sink"), ("anomaly-train", "train a camera's autoencoder"),
