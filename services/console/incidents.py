@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
+from services.console.audit import insert_clip_view, record_clip_view
 from services.console.auth import Caller, require
 from services.console.live import verdict_event
 from vigil.incidents import NOISIEST, VERDICTS, IncidentError, publish_verdict, queue, verdict_record
@@ -162,6 +163,10 @@ class ClickHouseIncidents:
             "capture_ts BETWEEN fromUnixTimestamp64Milli({f:Int64}) AND fromUnixTimestamp64Milli({t:Int64})",
             parameters={"c": camera_id, "f": int(from_ms), "t": int(to_ms)}).result_rows
         return int(rows[0][0]) if rows and rows[0][1] else None
+
+    def record_clip_view(self, view: dict) -> None:
+        """Audit one served clip in clip_views (services/console/audit.py); raises when the row cannot be written."""
+        insert_clip_view(self.settings, view)
 
     def frame_size(self, camera_id: str, around_ms: int) -> tuple[int, int] | None:
         rows = self.client().query(
@@ -398,4 +403,7 @@ def snapshot(incident_id: str, request: Request, range: str | None = Header(None
             responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}}})
 def clip(incident_id: str, request: Request, range: str | None = Header(None),
          caller: Caller = Depends(require("viewer"))):
-    return serve_evidence(request, lookup(request, incident_id, caller).get("clip_uri", ""), "video/mp4", "clip", range)
+    found = lookup(request, incident_id, caller)
+    response = serve_evidence(request, found.get("clip_uri", ""), "video/mp4", "clip", range)
+    record_clip_view(request, caller, found, range)  # before any byte goes out; 503 when it cannot be recorded
+    return response

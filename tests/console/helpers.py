@@ -39,6 +39,10 @@ class MemoryIncidents:
     def __init__(self, rows: list[dict]):
         self.rows = {row["incident_id"]: row for row in rows}
         self.rejections: list[dict] = []
+        self.clip_views: list[dict] = []
+
+    def record_clip_view(self, view):
+        self.clip_views.append(view)
 
     def queue(self, camera=None, kind=None, state=None, limit=100, cameras=None):
         rows = [r for r in self.rows.values() if (not camera or r["camera_id"] == camera)
