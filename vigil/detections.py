@@ -79,10 +79,28 @@ class Detections:
 
 
 @dataclass(frozen=True)
+class StaticRegion:
+    """A part of the picture that differs from the camera's long-term background and has stayed so (ingest's
+    static-object cue, services/ingest/quality.py): a stopped vehicle, someone standing still, or something that fell
+    on the road. Frame pixels."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    area_px: float  # frame px² of the region's pixels (not of its box)
+    static_ms: int  # how long its pixels have differed from the long-term background (the median pixel's)
+
+    @property
+    def xyxy(self) -> np.ndarray:
+        return np.array([self.x1, self.y1, self.x2, self.y2], dtype=np.float32)
+
+
+@dataclass(frozen=True)
 class VideoQuality:
     """Picture-quality figures of one frame, as ingest measured them (the FrameRef's `quality`; see
-    services/ingest/quality.py): what the bad-video rules judge. The shift figures and similarity are None until ingest has learnt the camera's
-    reference view."""
+    services/ingest/quality.py): what the bad-video rules judge, and the static regions the debris rule judges. The
+    shift figures and similarity are None until ingest has learnt the camera's reference view."""
 
     sharpness: float  # variance of the Laplacian of a 160 px grey copy
     contrast: float  # standard deviation of its grey levels
@@ -92,15 +110,20 @@ class VideoQuality:
     shift_y_px: float | None = None
     similarity: float | None = None  # structure agreement with the reference at zero shift (1: the same view)
     detail: float | None = None  # mean gradient over the reference's (fog, blur, darkness: well below 1)
+    static_regions: tuple[StaticRegion, ...] = ()  # empty in records written before FrameRef v3
 
     @classmethod
     def from_record(cls, record: dict | None) -> "VideoQuality | None":
         if record is None:
             return None
-        return cls(**{name: record.get(name) for name in cls.__dataclass_fields__ if name in record})
+        fields = {name: record.get(name) for name in cls.__dataclass_fields__ if name in record}
+        fields["static_regions"] = tuple(StaticRegion(**region) for region in record.get("static_regions") or ())
+        return cls(**fields)
 
     def to_record(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        record = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        record["static_regions"] = [dict(vars(region)) for region in self.static_regions]
+        return record
 
 
 @dataclass

@@ -27,6 +27,19 @@ All figures come from a small grey copy (`WIDTH` px wide, area-averaged); about 
   leaves it and lasting changes of the scene enter it. Once a frame showed the view shifted (`MOVED_SHIFT_PX`), no
   frame is sampled until one matches the reference again at zero shift (`BACK_MIN_SIMILARITY`): a moved camera stays
   moved until it is pointed back. A restarted ingest learns the view it sees then.
+- `static_regions` (`StaticObjects`): something new that stays, the dual-background cue of stationary objects in
+  AID. A long-term background (the per-pixel median of `LONG_SAMPLES` frames, one every `LONG_EVERY_MS`: about two
+  minutes) against the short-term picture: a pixel that has differed from the long-term background (by more than
+  `FOREGROUND_DIFF` grey levels, once the whole frame's offset is taken out: the car park's auto-exposure swings the
+  picture by up to 60 grey levels when a white car enters) for at least `STATIC_MS` has joined the short-term
+  background. Connected regions of such pixels (at least `MIN_REGION_PIXELS`) are reported with how long they have
+  been there. Traffic passing differs for about a second; a stopped or crawling vehicle, someone standing still or
+  an object on the road make a region (the anomaly job's debris rule tells which, from the tracks). The long-term
+  background takes in what stands still only after `ABSORB_MS` (selective update), so an object stays reported for
+  minutes rather than fading into the background within its median's half-life; a region where the frame shows less
+  edge than the background (`MIN_EDGE_GAIN`: a ghost, where something that stood in the background has left) is not
+  reported. None while the view is moved, or when more than `MAX_STATIC_SHARE` of the picture is static (the scene
+  changed as a whole: a turned camera, a lighting change; the background learns it).
 """
 
 from __future__ import annotations
@@ -53,6 +66,15 @@ MAX_SHIFT = 0.2  # of the width (height): larger shifts are not measured (too li
 TILES = (3, 4)  # rows, columns of the grid similarity is measured in
 SIMILARITY_PERCENTILE = 75  # similarity: this percentile of the tiles' correlations
 MIN_TILE_PIXELS = 12  # structure pixels a tile needs to count
+LONG_SAMPLES = 30  # frames in the long-term background's median, one every LONG_EVERY_MS: about 2 minutes
+LONG_EVERY_MS = 4000
+FOREGROUND_DIFF = 20  # grey levels from the long-term background (empty car park, offset removed: p95 4, p99 11)
+STATIC_MS = 2000  # a pixel that differed this long has joined the short-term background (passing cars: about 1 s)
+ABSORB_MS = 120_000  # static this long: the long-term background takes it in
+MIN_REGION_PIXELS = 16  # copy pixels a static region needs (about 19 x 19 px of a 768 px frame)
+MAX_STATIC_SHARE = 0.3  # more of the picture static than this: the scene changed as a whole, not an object in it
+MIN_EDGE_GAIN = 1.2  # the frame's mean gradient over the background's around a region: below, it is a ghost
+MAX_REGIONS = 8  # the largest this many are reported
 
 
 def grey_copy(bgr: np.ndarray, width: int = WIDTH) -> np.ndarray:
@@ -126,6 +148,7 @@ class QualityMeter:
         self.window: np.ndarray | None = None
         self.reference_edges: np.ndarray | None = None
         self.mask: np.ndarray | None = None
+        self.static = StaticObjects()
 
     def measure(self, bgr: np.ndarray, ts_ms: int) -> dict:
         """The VideoQuality record of this frame (captured at `ts_ms`)."""
@@ -147,6 +170,12 @@ class QualityMeter:
         elif self.reference is not None:  # the stream changed size: learn its view again
             self.samples.clear()
             self.reference, self.moved = None, False
+        if self.moved:  # the view is not the one the long-term background holds
+            self.static.pause()
+            figures["static_regions"] = []
+        else:
+            figures["static_regions"] = self.static.measure(grey, ts_ms, bgr.shape[1] / self.width,
+                                                            learn=still_ms == 0)
         if still_ms == 0 and not self.moved:
             self._sample(grey, ts_ms)
         self.previous, self.previous_ts = grey, ts_ms
@@ -207,3 +236,74 @@ class QualityMeter:
                 self.window = cv2.createHanningWindow((grey.shape[1], grey.shape[0]), cv2.CV_32F)
             self.reference_edges = gradient(self.reference)
             self.mask = structure_mask(self.reference_edges)
+
+
+class StaticObjects:
+    """One camera's static-object cue (module doc): `measure` every sampled grey copy, in capture order."""
+
+    def __init__(self):
+        self.samples: deque = deque(maxlen=LONG_SAMPLES)
+        self.last_sample_ms: int | None = None
+        self.background: np.ndarray | None = None  # float32: the long-term background
+        self.background_edges: np.ndarray | None = None
+        self.since: np.ndarray | None = None  # int64 per pixel: capture ms it began to differ; 0 where it does not
+
+    def pause(self) -> None:
+        """The view is not the background's for now (moved): what differs now is not something that stays."""
+        if self.since is not None:
+            self.since[:] = 0
+
+    def measure(self, grey: np.ndarray, ts_ms: int, scale: float, learn: bool) -> list[dict]:
+        """The static regions of this frame (StaticRegion records, frame px: copy px x `scale`), largest first;
+        `learn`: the frame may be sampled into the long-term background (not while the picture is frozen)."""
+        if self.background is not None and self.background.shape != grey.shape:
+            self.__init__()  # the stream changed size: learn its view again
+        regions, static, age = [], None, None
+        if self.background is not None:
+            difference = grey.astype(np.float32) - self.background
+            difference -= float(np.median(difference))  # exposure: the whole picture brighter or darker
+            foreground = cv2.morphologyEx((np.abs(difference) > FOREGROUND_DIFF).astype(np.uint8), cv2.MORPH_CLOSE,
+                                          np.ones((3, 3), np.uint8)) > 0
+            self.since = np.where(foreground, np.where(self.since > 0, self.since, ts_ms), 0)
+            age = np.where(foreground, ts_ms - self.since, 0)
+            static = age >= STATIC_MS
+            if static.mean() <= MAX_STATIC_SHARE:
+                regions = self._regions(grey, static, age, scale)
+        if learn:
+            self._sample(grey, ts_ms, static, age)
+        return regions
+
+    def _regions(self, grey: np.ndarray, static: np.ndarray, age: np.ndarray, scale: float) -> list[dict]:
+        opened = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+        edges, found = None, []
+        for label in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[label])
+            if area < MIN_REGION_PIXELS:
+                continue
+            if edges is None:
+                edges = gradient(grey)
+            around = (slice(max(0, y - 1), y + h + 1), slice(max(0, x - 1), x + w + 1))
+            if edges[around].mean() < MIN_EDGE_GAIN * max(float(self.background_edges[around].mean()), 1.0):
+                continue  # a ghost: the background had more there than the frame shows
+            found.append(dict(x1=x * scale, y1=y * scale, x2=(x + w) * scale, y2=(y + h) * scale,
+                              area_px=area * scale * scale, static_ms=int(np.median(age[labels == label]))))
+        return sorted(found, key=lambda region: -region["area_px"])[:MAX_REGIONS]
+
+    def _sample(self, grey: np.ndarray, ts_ms: int, static: np.ndarray | None, age: np.ndarray | None) -> None:
+        every_ms = LONG_EVERY_MS if self.background is not None else REFERENCE_EVERY_MS // 2
+        if self.last_sample_ms is not None and ts_ms - self.last_sample_ms < every_ms:
+            return
+        self.last_sample_ms = ts_ms
+        sample = grey.astype(np.float32)
+        if static is not None and static.mean() <= MAX_STATIC_SHARE:
+            # selective update: what stands there stays out of the background until it stood ABSORB_MS (a scene
+            # that changed as a whole goes in at once)
+            keep = static & (age < ABSORB_MS)
+            sample[keep] = self.background[keep]
+        self.samples.append(sample)
+        if len(self.samples) >= REFERENCE_READY:
+            self.background = np.median(np.stack(self.samples), axis=0).astype(np.float32)
+            self.background_edges = gradient(self.background)
+            if self.since is None:
+                self.since = np.zeros(grey.shape, dtype=np.int64)

@@ -18,7 +18,7 @@ FRAME = dict(frame_id="cam-1:7:1700000000000", camera_id="cam-1", capture_ts_ms=
              width=768, height=432, encoding="jpeg", uri="file:///frames/cam-1/7.jpg", ingest_ts_ms=1_700_000_000_020,
              trace_context={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
 QUALITY = dict(sharpness=180.5, contrast=11.75, still_ms=0, shift_px=3.5, shift_x_px=3.5, shift_y_px=0.0, similarity=0.875,
-               detail=1.25)
+               detail=1.25, static_regions=[dict(x1=24.0, y1=62.0, x2=120.0, y2=110.0, area_px=3916.0, static_ms=6400)])
 
 
 def _walk_fields(schema):
@@ -140,9 +140,42 @@ def test_frame_ref_quality_round_trips_and_is_validated():
     assert codec.decode(codec.encode("FrameRef", {**FRAME, "quality": before_reference}))["quality"] == before_reference
     with pytest.raises(SchemaViolation, match="still_ms"):
         codec.encode("FrameRef", {**FRAME, "quality": {**QUALITY, "still_ms": "long"}})
-    # the released snapshots are the schemas as released: FrameRef v2 and DetectionBatch v3 are today's
-    assert _released("FrameRef", 2).fingerprint == contracts()["FrameRef"].fingerprint
-    assert _released("DetectionBatch", 3).fingerprint == contracts()["DetectionBatch"].fingerprint
+    # the released snapshots are the schemas as released: FrameRef v3 and DetectionBatch v4 are today's
+    assert _released("FrameRef", 3).fingerprint == contracts()["FrameRef"].fingerprint
+    assert _released("DetectionBatch", 4).fingerprint == contracts()["DetectionBatch"].fingerprint
+
+
+def test_frame_ref_written_before_static_regions_decodes_with_none():
+    """FrameRefs and DetectionBatches written with FrameRef v2 (quality without `static_regions`) still decode, with no
+    static regions: the debris rule then sees nothing static on them."""
+    v2_quality = {k: v for k, v in QUALITY.items() if k != "static_regions"}
+    for name, version, record in (("FrameRef", 2, {**FRAME, "quality": v2_quality}),
+                                  ("DetectionBatch", 3, {"batch_id": FRAME["frame_id"],
+                                                         "frame": {**FRAME, "quality": v2_quality},
+                                                         "model_name": "m", "model_version": "1", "xyxy": [],
+                                                         "class_id": [], "confidence": [], "track_id": [],
+                                                         "inference_ts_ms": 1, "ended_track_ids": []})):
+        old = _released(name, version)
+        buffer = io.BytesIO()
+        buffer.write(b"\xc3\x01" + old.fingerprint)
+        fastavro.schemaless_writer(buffer, old.parsed, record)
+        decoded = AvroCodec().decode(buffer.getvalue(), expected=name)
+        assert (decoded if name == "FrameRef" else decoded["frame"])["quality"]["static_regions"] == []
+
+
+def test_static_regions_round_trip_into_video_quality():
+    from vigil.detections import StaticRegion, VideoQuality
+
+    codec = AvroCodec()
+    frame = {**FRAME, "quality": QUALITY}
+    decoded = codec.decode(codec.encode("FrameRef", frame), expected="FrameRef")
+    quality = VideoQuality.from_record(decoded["quality"])
+    assert quality.static_regions == (StaticRegion(x1=24.0, y1=62.0, x2=120.0, y2=110.0, area_px=3916.0,
+                                                   static_ms=6400),)
+    assert VideoQuality.from_record(quality.to_record()) == quality
+    with pytest.raises(SchemaViolation, match="static_ms"):
+        codec.encode("FrameRef", {**FRAME, "quality": {**QUALITY, "static_regions": [
+            {**QUALITY["static_regions"][0], "static_ms": "long"}]}})
 
 
 def test_record_that_breaks_its_schema_is_rejected_with_the_field_named():
