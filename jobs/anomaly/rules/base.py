@@ -13,6 +13,12 @@ that flag on to the incident stage (`Presence.suspended`), which marks the camer
 while it lasts. `RuleState.guarded` holds the per-track rules back too, without the flag: camera moved's first moved
 frames, before its episode fires.
 
+Zone rules (`per_zone = True`: queue, debris) judge each zone as a whole once a frame, after the per-track rules, with
+each zone's settings; they are lane rules too, suspended with the per-track rules. A rule may explain other rules'
+events (`explains`): a queue explains the slow and stopped vehicles in it, debris the "stopped vehicle" the detector
+boxes on a static object; the engine then drops those events, and the track may fire them later if they no longer are
+explained (one incident per real-world event: the queue, not the queue and each car in it).
+
 A rule's settings are resolved per zone: the rule's defaults ← the camera's `rules:` ← the zone's `rules:`. Unknown
 rules or bad values fail when the engine is built (the job builds one per camera at start-up).
 """
@@ -36,6 +42,10 @@ VEHICLES = frozenset({2, 3, 5, 7})  # COCO car, motorcycle, bus, truck: what sto
 ANCHOR = Position.CENTER  # where a track "is", for zones and motion
 HISTORY_SECONDS = 20.0  # track points kept, and how long an unseen track is remembered
 NEIGHBOUR_SEEN_MS = 1000  # a track counts as present near a point if seen this recently
+# A vehicle track whose anchor has been this far from where it was first seen drove there: a vehicle that stopped or
+# crawls, not a box the detector keeps drawing on something static (the car camera's detector calls a fallen table
+# top a car). A stopped car's box centre jitters by 1-2 px on the car camera (stopped_vehicle allows 12 px).
+ARRIVED_PX = 20.0
 # With no zones configured, the whole image is one traffic zone (its polygon is never tested: it holds every point).
 WHOLE_IMAGE = Zone(name="image", kind="traffic", polygon=[(-1e9, -1e9), (1e9, -1e9), (1e9, 1e9), (-1e9, 1e9)])
 
@@ -59,11 +69,37 @@ class TrackHistory:
     points: deque = field(default_factory=deque)  # (ts_ms, x, y) of the anchor, the last history_seconds
     fired: set = field(default_factory=set)  # kinds of the rules that fired on this track
     notes: dict = field(default_factory=dict)  # rule kind -> what that rule remembers of this track
+    origin: tuple | None = None  # (x, y) of its anchor when first seen (None in checkpoints written before it existed)
+    travelled_px: float = 0.0  # the farthest its anchor has been from `origin`
 
     @property
     def position(self) -> tuple[float, float]:
         _, x, y = self.points[-1]
         return x, y
+
+    @property
+    def arrived(self) -> bool:
+        """It moved into where it is (ARRIVED_PX): a vehicle that drove there, not something the detector boxes
+        where it appeared."""
+        return self.travelled_px >= ARRIVED_PX
+
+    def add(self, ts_ms: int, x: float, y: float, history_ms: float) -> None:
+        """Its anchor in a new frame; points older than `history_ms` are dropped."""
+        if self.origin is None:
+            self.origin = (self.points[0][1], self.points[0][2]) if self.points else (x, y)
+        self.points.append((ts_ms, x, y))
+        self.travelled_px = max(self.travelled_px, math.hypot(x - self.origin[0], y - self.origin[1]))
+        while ts_ms - self.points[0][0] > history_ms:
+            self.points.popleft()
+
+    def speed_px_s(self, now_ms: int, seconds: float) -> tuple[float, float] | None:
+        """(net speed of its anchor over the last `seconds`, px/s; how long those points span, s), or None where it
+        has fewer than two points in that time."""
+        window = [p for p in self.points if now_ms - p[0] <= seconds * 1000]
+        if len(window) < 2 or window[-1][0] <= window[0][0]:
+            return None
+        span_s = (window[-1][0] - window[0][0]) / 1000
+        return math.hypot(window[-1][1] - window[0][1], window[-1][2] - window[0][2]) / span_s, span_s
 
     def stayed_put(self, now_ms: int, seconds: float, max_movement_px: float) -> int | None:
         """Start (ms) of the last `seconds` if the track was followed for at least that long, its points fill (nearly)
@@ -158,6 +194,8 @@ class Rule:
     zone_kinds: ClassVar[tuple[str, ...]] = ("traffic", "pedestrian", "restricted")
     camera_wide: ClassVar[bool] = False
     picture: ClassVar[bool] = False
+    per_zone: ClassVar[bool] = False  # a zone rule: `check_zones` once a frame, with every zone's settings
+    explains: ClassVar[frozenset[str]] = frozenset()  # kinds of other rules' events it may explain (`explained`)
 
     def track_started(self, scene: Scene, track: TrackHistory, zone: Zone | None, params: RuleParams) -> None:
         """A new track appeared (its first point is in `track.points`; it is not in `scene.tracks` yet)."""
@@ -171,6 +209,16 @@ class Rule:
     def check_frame(self, scene: Scene, params: RuleParams) -> list[dict]:
         """After every track of the frame was checked (always called; events are dropped where disabled)."""
         return []
+
+    def check_zones(self, scene: Scene, zone_params: list[RuleParams]) -> list[dict]:
+        """Zone rules: after every track of the frame was checked, once a frame; `zone_params[i]` are the settings of
+        `scene.zones[i]` (the rule checks `enabled` itself). Not called while the lane rules are suspended."""
+        return []
+
+    def explained(self, scene: Scene, event: dict) -> bool:
+        """Whether this rule's findings explain another rule's event of this frame (a kind in `explains`): the
+        engine then drops it. Called after `check_zones`."""
+        return False
 
     def event(self, scene: Scene, start_ms: int, end_ms: int, score: float, threshold: float, track_ids: list,
               zone: Zone | None, key) -> dict:
@@ -255,14 +303,12 @@ class RuleEngine:
             track_id, point = int(track_id), (now, float(anchors[index, 0]), float(anchors[index, 1]))
             track = tracks.get(track_id)
             if track is None:
-                track = TrackHistory(int(class_id), now, deque([point]))
+                track = TrackHistory(int(class_id), now, deque([point]), origin=point[1:])
                 for rule in self.rules:
                     rule.track_started(scene, track, *self._zone_params(rule, scene, index))
                 tracks[track_id] = track
             else:
-                track.points.append(point)
-                while now - track.points[0][0] > self.history_ms:
-                    track.points.popleft()
+                track.add(*point, self.history_ms)
             if suspended:
                 continue
             for rule in self.rules:
@@ -274,9 +320,30 @@ class RuleEngine:
                     track.fired.add(rule.kind)
                     events.append(event)
         events += self._frame_rules(scene, picture=False)
+        if not self.state.per_track_rules_held:
+            events = self._zone_rules(scene, events)
         # forget tracks not seen for a while
         for track_id in [t for t, h in tracks.items() if now - h.points[-1][0] > self.history_ms]:
             del tracks[track_id]
+        return events
+
+    def _zone_rules(self, scene: Scene, events: list[dict]) -> list[dict]:
+        """The zone rules' events added to the frame's, less the events they explain (whose tracks may fire again)."""
+        zone_rules = [rule for rule in self.rules if rule.per_zone]
+        for rule in zone_rules:
+            events = events + rule.check_zones(scene, self.settings[rule.kind][1])
+        for rule in zone_rules:
+            if not rule.explains:
+                continue
+            kept = []
+            for event in events:
+                if event["kind"] in rule.explains and rule.explained(scene, event):
+                    for track_id in event["track_ids"]:
+                        if track_id in scene.tracks:
+                            scene.tracks[track_id].fired.discard(event["kind"])
+                else:
+                    kept.append(event)
+            events = kept
         return events
 
     def _frame_rules(self, scene: Scene, picture: bool) -> list[dict]:
