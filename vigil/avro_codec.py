@@ -119,7 +119,14 @@ class AvroCodec:
                 schema = json.loads(self._registry.get_schema(schema_id).schema_str)
             except Exception as exc:
                 raise UndecodableMessage(f"schema id {schema_id} not found in the registry: {exc}") from None
-            self._registry_writers[schema_id] = parse(schema)
+            # the registry holds other teams' schemas too: only a record of a Vigil contract has a reader here
+            name = _record_name(schema) if isinstance(schema, dict) and schema.get("type") == "record" else None
+            if name not in self._contracts:
+                raise UndecodableMessage(f"schema id {schema_id} is {name or 'not a record'}, no Vigil record type")
+            try:
+                self._registry_writers[schema_id] = parse(schema)
+            except Exception as exc:  # fastavro's SchemaParseException and friends
+                raise UndecodableMessage(f"schema id {schema_id} does not parse: {exc}") from None
         return self._registry_writers[schema_id]
 
 
