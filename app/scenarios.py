@@ -213,6 +213,92 @@ def build_bad_video(out_dir: Path) -> list[Scenario]:
     return scenarios
 
 
+# The two AID rules of issue 12 beyond the per-vehicle ones, cut from the car footage, the truth of each clip:
+# - debris: from 8 s (frame 100) to the end, a round white table top lies in lane-down (x 20-122, y 60-115): the table
+#   top of the person video's empty room (its frame 0, an ellipse cut by hand, scaled to 0.7: about 1.3 m x 1 m on
+#   this view), pasted where the car park shows through, so a car passing over it hides it. The car camera's
+#   detector boxes it as a car that never moves; the rules must call it debris, once, and no stopped vehicle.
+# - queue: the second pass of cars from frame 188 to 240 each shown QUEUE_SLOW times, with a copy of the grey car
+#   QUEUE_AHEAD frames further on pasted into lane-down (its foreground, restricted to the lane, at the frame's
+#   exposure) from frame 153, when it enters the view: the copy drives in ahead of the grey car (which enters at frame
+#   179), and from frame 188, both in view, the two crawl 40 px apart, nose to tail, until the copy leaves the view
+#   (frame 203 of the slowed pass). The red car crawls alone up lane-up: a slow vehicle, no queue. Slowed 4x (the
+#   slow clip) the two would be in view together for 4 s, too short for a 4-s rule; slowed 8x they are, for 8 s.
+DEBRIS_FROM, DEBRIS_AT, DEBRIS_SCALE = 100, (20, 60), 0.7
+QUEUE_FROM, QUEUE_TO, QUEUE_SLOW, QUEUE_AHEAD, QUEUE_LEADER_GONE = 188, 240, 8, 26, 203
+LANE_DOWN_X = 290  # lane-down's right edge
+GREY_CAR_ENTERS = 179  # the frame the grey car of the second pass enters lane-down (read off the footage)
+
+
+def _table_top(scale: float = DEBRIS_SCALE) -> tuple[np.ndarray, np.ndarray]:
+    """The room's round table top (rgb, and its mask 0-255), cut from the person video's first frame."""
+    with av.open(str(PERSON_VIDEO)) as container:
+        room = next(f.to_ndarray(format="rgb24") for f in container.decode(video=0))
+    patch = room[76:154, 382:528].copy()
+    mask = np.zeros(patch.shape[:2], np.uint8)
+    cv2.ellipse(mask, (72, 38), (71, 36), 0, 0, 360, 255, -1)
+    resize = dict(fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.resize(patch, None, **resize), cv2.resize(mask, None, **resize)
+
+
+def _exposure(image: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The frame's auto-exposure as an offset from the empty background, per channel (the car park's camera darkens
+    the whole picture by up to 60 grey levels while a white car is in view)."""
+    return np.median(image.astype(np.int16) - background, axis=(0, 1))
+
+
+def _lay(base: np.ndarray, background: np.ndarray, patch: np.ndarray, mask: np.ndarray, at: tuple[int, int]):
+    """Lay `patch` on the road at `at` (x, y), at the frame's exposure, where the road shows (a car over it hides
+    it)."""
+    out, (x, y), (h, w) = base.copy(), at, mask.shape
+    offset = _exposure(base, background)
+    road = np.abs(base[y:y + h, x:x + w].astype(np.int16) - offset - background[y:y + h, x:x + w]).max(2) < 35
+    alpha = (mask.astype(np.float32) / 255 * road)[..., None]
+    exposed = np.clip(patch.astype(np.float32) + offset, 0, 255)
+    out[y:y + h, x:x + w] = (alpha * exposed + (1 - alpha) * out[y:y + h, x:x + w]).round().astype(np.uint8)
+    return out
+
+
+def build_aid(out_dir: Path) -> list[Scenario]:
+    """The debris and queue scenarios, written to `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    car = _frames(CAR_VIDEO)
+    background = np.median(np.stack(car[::10]), axis=0).astype(np.uint8)  # cars move on: the empty car park
+    patch, mask = _table_top()
+    debris = car[:DEBRIS_FROM] + [_lay(image, background, patch, mask, DEBRIS_AT) for image in car[DEBRIS_FROM:]]
+    lane = np.zeros(background.shape[:2], dtype=bool)
+    lane[:, :LANE_DOWN_X] = True
+
+    def with_leader(j: int) -> np.ndarray:  # frame j with the grey car's copy from frame j + QUEUE_AHEAD in lane-down
+        if j + QUEUE_AHEAD >= len(car):
+            return car[j]
+        ahead = car[j + QUEUE_AHEAD].astype(np.int16) - _exposure(car[j + QUEUE_AHEAD], background)
+        diff = np.abs(ahead - background).max(2)
+        car_mask = cv2.morphologyEx((diff > 35).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((25, 25), np.uint8))
+        copy = (cv2.dilate(car_mask, np.ones((5, 5), np.uint8)) > 0) & lane
+        out = car[j].copy()
+        out[copy] = np.clip(ahead + _exposure(car[j], background), 0, 255).astype(np.uint8)[copy]
+        return out
+
+    leader_from = GREY_CAR_ENTERS - QUEUE_AHEAD  # the copy enters the view
+    queue = (car[:leader_from] + [with_leader(j) for j in range(leader_from, QUEUE_FROM)]
+             + [with_leader(j) for j in range(QUEUE_FROM, QUEUE_TO + 1) for _ in range(QUEUE_SLOW)]
+             + car[QUEUE_TO + 1:])
+    slow_start_s = QUEUE_FROM / CAR_FPS
+    queue_end_s = slow_start_s + (QUEUE_LEADER_GONE - QUEUE_FROM) * QUEUE_SLOW / CAR_FPS
+    slowed_end_s = slow_start_s + (QUEUE_TO - QUEUE_FROM + 1) * QUEUE_SLOW / CAR_FPS
+    scenarios = [
+        Scenario("debris", out_dir / "debris.mp4", CAR_ZONES, {"debris": [(DEBRIS_FROM / CAR_FPS, len(car) / CAR_FPS)]},
+                 seconds=len(debris) / CAR_FPS, traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
+        Scenario("queue", out_dir / "queue.mp4", CAR_ZONES,
+                 {"queue": [(slow_start_s, queue_end_s)], "slow_vehicle": [(slow_start_s, slowed_end_s)]},
+                 seconds=len(queue) / CAR_FPS, traffic=CAR_TRAFFIC, detector=CAR_DETECTOR),
+    ]
+    _write(scenarios[0].path, debris, CAR_FPS)
+    _write(scenarios[1].path, queue, CAR_FPS)
+    return scenarios
+
+
 # Drift: the car footage looped three times (90 s); in the drifted clip the picture darkens and softens from 60 s on
 # (the slow kind of change a dirty lens, a failing IR lamp or a new season brings, too mild for the bad-video rules).
 DRIFT_LOOPS, DRIFT_FROM_S, DRIFT_KEEP, DRIFT_SIGMA = 3, 60.0, 0.5, 1.5

@@ -1,6 +1,6 @@
 """Incident detection measured the way road agencies measure AID, on real footage: scenarios with injected anomalies
-(app/scenarios.py; bad video too: frozen, blur, low_contrast, camera_moved) streamed as cameras through ingest → infer
-(Triton) → the PyFlink anomaly job → incidents.v1, on a private embedded stack.
+(app/scenarios.py; bad video too: frozen, blur, low_contrast, camera_moved; debris and queue too) streamed as cameras
+through ingest → infer (Triton) → the PyFlink anomaly job → incidents.v1, on a private embedded stack.
 
 Per kind: detection rate (DR: injections with an incident opened while they last or within 10 s after), incidents
 per caught injection (1 = one incident per real-world event), false alarms per camera-hour on normal playback (FAR),
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from load._results import save  # noqa: E402
 
 from vigil.config import Settings  # noqa: E402
-from app.scenarios import Scenario, build, build_bad_video  # noqa: E402
+from app.scenarios import Scenario, build, build_aid, build_bad_video  # noqa: E402
 
 TOLERANCE_S = 10.0
 
@@ -135,7 +135,8 @@ def main() -> int:
     args = parser.parse_args()
     settings = private_settings()
     clips = settings.data_dir / "scenarios"
-    scenarios = [s for s in build(clips) + build_bad_video(clips) if not args.only or s.name in args.only]
+    scenarios = [s for s in build(clips) + build_bad_video(clips) + build_aid(clips)
+                 if not args.only or s.name in args.only]
     if args.soak_minutes:  # the normal clips are replaced by their long loops
         soaks = soak_scenarios(scenarios, args.soak_minutes, settings.data_dir / "soak")
         scenarios = [s for s in scenarios if s.injected] + soaks
