@@ -33,8 +33,9 @@ TABLES: dict[str, tuple[str, str]] = {
     "anomalies": ("camera_id = {camera:String}", f"window_start >= {SINCE} AND window_start < {UNTIL}"),
     "track_summaries": ("camera_id = {camera:String}", f"first_seen < {UNTIL} AND last_seen >= {SINCE}"),
     "reid_matches": ("(from_camera_id = {camera:String} OR to_camera_id = {camera:String})",
-                     f"((from_camera_id = {{camera:String}} AND from_last_seen >= {SINCE} AND from_last_seen < {UNTIL})"
-                     f" OR (to_camera_id = {{camera:String}} AND to_first_seen >= {SINCE} AND to_first_seen < {UNTIL}))"),
+                     f"((from_camera_id = {{camera:String}} AND from_last_seen >= {SINCE} "
+                     f"AND from_last_seen < {UNTIL}) OR (to_camera_id = {{camera:String}} "
+                     f"AND to_first_seen >= {SINCE} AND to_first_seen < {UNTIL}))"),
     "traffic_bins": ("camera_id = {camera:String}", f"bin_start >= {SINCE} AND bin_start < {UNTIL}"),
     "vehicle_passages": ("camera_id = {camera:String}", f"ts >= {SINCE} AND ts < {UNTIL}"),
     "traffic_rollups": ("camera_id = {camera:String}", f"period_start >= {SINCE} AND period_start < {UNTIL}"),

@@ -27,7 +27,8 @@ class PrivacyConfig(BaseModel):
     blur: list[BlurTarget] = Field(default_factory=list, description="Blurred before a frame is stored: faces, "
                                    "plates (licence plates, searched at the ends of the detected vehicles).")
     retention_hours: float | None = Field(None, gt=0, description="Frames of this camera older than this are removed "
-                                          "from the frame store (at most VIGIL_FRAME_RETENTION_HOURS: it only shortens).")
+                                          "from the frame store (at most VIGIL_FRAME_RETENTION_HOURS: it only "
+                                          "shortens).")
     vehicle_model: str | None = Field(None, description="Triton detector whose vehicles' ends are searched for plates; "
                                       "default: the camera's fine-tune <VIGIL_PRIVACY_VEHICLE_MODEL>__<camera> when "
                                       "Triton serves it, else VIGIL_PRIVACY_VEHICLE_MODEL.")

@@ -42,8 +42,8 @@ class PrivacyUnavailable(RuntimeError):
 
 
 class TritonBoxes:
-    """Vigil's detector contract (FRAMES uint8 [B,H,W,3] RGB + CAMERA_ID → BOXES, SCORES, CLASSES, COUNT) over gRPC, one
-    client per calling thread (each camera decodes in its own)."""
+    """Vigil's detector contract (FRAMES uint8 [B,H,W,3] RGB + CAMERA_ID → BOXES, SCORES, CLASSES, COUNT) over gRPC,
+    one client per calling thread (each camera decodes in its own)."""
 
     def __init__(self, url: str, timeout_s: float):
         self.url, self.timeout_s = url, timeout_s

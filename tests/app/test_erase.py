@@ -45,13 +45,14 @@ def seed(client, store, store_uri: str, camera: str) -> None:
             "detections": ({"frame_id": frame_id, "camera_id": camera, "capture_ts": at(ts)}),
             "camera_status": ({"status_id": f"{camera}:ONLINE:{ts}", "camera_id": camera, "ts": at(ts)}),
             "anomalies": ({"event_id": f"{camera}:e:{ts}", "camera_id": camera, "window_start": at(ts)}),
-            "track_summaries": ({"camera_id": camera, "track_id": hour, "first_seen": at(ts), "last_seen": at(ts + 5000)}),
-            "reid_matches": ({"match_id": f"{camera}:m:{ts}", "from_camera_id": "elsewhere", "from_last_seen": at(ts - 9000),
-                              "to_camera_id": camera, "to_first_seen": at(ts)}),
+            "track_summaries": ({"camera_id": camera, "track_id": hour, "first_seen": at(ts),
+                                 "last_seen": at(ts + 5000)}),
+            "reid_matches": ({"match_id": f"{camera}:m:{ts}", "from_camera_id": "elsewhere",
+                              "from_last_seen": at(ts - 9000), "to_camera_id": camera, "to_first_seen": at(ts)}),
             "traffic_bins": ({"bin_id": f"{camera}:b:{ts}", "camera_id": camera, "lane": "l1", "bin_start": at(ts)}),
             "vehicle_passages": ({"passage_id": f"{camera}:p:{ts}", "camera_id": camera, "lane": "l1", "ts": at(ts)}),
-            "incidents": ({"incident_id": incident, "revision": 1, "camera_id": camera, "opened": at(ts), "updated": at(ts),
-                           "snapshot_uri": snapshot_uri, "clip_uri": clip_uri}),
+            "incidents": ({"incident_id": incident, "revision": 1, "camera_id": camera, "opened": at(ts),
+                           "updated": at(ts), "snapshot_uri": snapshot_uri, "clip_uri": clip_uri}),
             "incident_verdicts": ({"verdict_id": f"{incident}:v", "incident_id": incident, "camera_id": camera,
                                    "verdict": "confirmed", "actor": "otto", "decided": at(ts + 60_000)}),
             "otel_traces": ({"Timestamp": at(ts), "TraceId": uuid.uuid4().hex, "SpanName": "ingest.frame",
@@ -93,9 +94,11 @@ def test_erase_a_period_removes_exactly_it_and_reports_the_counts(erase_env):
     done = vigil_erase(settings, "--camera", camera, "--since", at(PERIOD[0]).isoformat(),
                        "--until", at(PERIOD[1]).isoformat())
     assert done.returncode == 0, done.stdout + done.stderr
-    cells = [[cell.strip() for cell in line.split("│")[1:4]] for line in done.stdout.splitlines() if line.count("│") == 4]
+    cells = [[cell.strip() for cell in line.split("│")[1:4]] for line in done.stdout.splitlines()
+             if line.count("│") == 4]
     report = {where if what == "rows" else what: int(n) for what, where, n in cells if n.isdigit()}
-    assert (report["frames"], report["re-ID crops"], report["snapshots and clips"], report["retention pins"]) == (1, 1, 2, 1)
+    assert (report["frames"], report["re-ID crops"], report["snapshots and clips"],
+            report["retention pins"]) == (1, 1, 2, 1)
     for table in counts(client, camera):
         assert report[f"ClickHouse {table}"] == 1, (table, done.stdout)
     assert report["ClickHouse traffic_rollups"] >= 1  # the 15-minute and hourly rollups of the erased bin

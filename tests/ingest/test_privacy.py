@@ -41,7 +41,8 @@ ROOM_CLIP = (851, 862)  # a man walks out in profile
 def test_camera_file_privacy_section(tmp_path):
     path = tmp_path / "cameras.yaml"
     path.write_text("cameras:\n  - id: gate\n    url: rtsp://camera/gate\n"
-                    "    privacy: {blur: [faces, plates], retention_hours: 6}\n  - id: yard\n    url: rtsp://camera/yard\n")
+                    "    privacy: {blur: [faces, plates], retention_hours: 6}\n"
+                    "  - id: yard\n    url: rtsp://camera/yard\n")
     gate, yard = load_cameras(path).cameras
     assert gate.privacy.blur == ["faces", "plates"] and gate.privacy.retention_hours == 6 and yard.privacy is None
     for text, message in (("{blur: [eyes]}", "privacy.blur"), ("{blur: [faces, faces]}", "more than once"),
@@ -171,7 +172,8 @@ def test_blurring_camera_is_stored_blurred_and_the_other_untouched(privacy_setti
         raw = frames_of(clip, 0, 1000)
         private, plain = stored(privacy_settings, f"{name}-private"), stored(privacy_settings, f"{name}-plain")
         assert len(private) == len(plain) == len(raw) == summary[f"{name}-private"]["frames_published"]
-        assert summary[f"{name}-private"]["frames_blurred"] == len(raw) and "frames_blurred" not in summary[f"{name}-plain"]
+        assert summary[f"{name}-private"]["frames_blurred"] == len(raw)
+        assert "frames_blurred" not in summary[f"{name}-plain"]
         for sequence, bgr in enumerate(raw):
             # without privacy: exactly the decoded frame, as JPEG
             assert plain[sequence] == encode_jpeg(bgr, privacy_settings.jpeg_quality)

@@ -158,7 +158,8 @@ class PrivacyDetector:
     def detect_one(self, rgb):
         xyxy, scores = self.candidates(rgb)
         h, w = rgb.shape[:2]
-        sized = ((xyxy[:, 2] - xyxy[:, 0]) <= self.max_fraction * w) & ((xyxy[:, 3] - xyxy[:, 1]) <= self.max_fraction * h)
+        sized = ((xyxy[:, 2] - xyxy[:, 0]) <= self.max_fraction * w) & \
+                ((xyxy[:, 3] - xyxy[:, 1]) <= self.max_fraction * h)
         return nms(xyxy[sized], scores[sized], self.conf, self.iou, self.max_det)
 
     def detect(self, frames_rgb):
