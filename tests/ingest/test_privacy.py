@@ -60,6 +60,16 @@ def test_a_camera_retention_can_only_shorten_the_stores():
         own_retention([Camera(id="c", url="rtsp://x/c", privacy=PrivacyConfig(retention_hours=48))], settings)
 
 
+def test_a_cameras_own_retention_removes_only_its_frames(tmp_path):
+    store = LocalFrameStore(tmp_path / "frames")
+    now = int(time.time() * 1000)
+    for camera in ("short", "long"):
+        store.put(camera, 0, now - 8 * 3600 * 1000, b"old", "jpg")
+        store.put(camera, 1, now, b"new", "jpg")
+    assert store.delete_older_than(now - 6 * 3600 * 1000, "short") == 1  # what ingest runs for retention_hours: 6
+    assert len(store.delete_frames("short", dry_run=True)) == 1 and len(store.delete_frames("long", dry_run=True)) == 2
+
+
 def test_plate_regions_are_the_ends_of_the_vehicle():
     # a car driving down the middle of a 768x432 view: a band at its front and one at its rear
     top, bottom = plate_regions(np.array([[300, 100, 450, 350]]), 768, 432)
