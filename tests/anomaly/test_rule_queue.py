@@ -84,7 +84,15 @@ def test_a_box_that_never_moved_is_no_car_in_a_queue():
     beside it, that is no queue (and the object is the debris rule's)."""
     events = run(RuleEngine("cam", LANE), frames_of(crawl(1, 200, 300, 0, 0, 12), crawl(2, 200, 40, 20, 0, 12,
                                                                                          entry_speed=40), seconds=12))
-    assert "queue" not in [e["kind"] for e in events]
+    kinds = [(e["kind"], e["track_ids"]) for e in events]
+    assert ("slow_vehicle", [2]) in kinds and "queue" not in [k for k, _ in kinds], "nor does it hold the car back"
+
+
+def test_a_car_just_entering_at_a_crawl_holds_the_slow_event_back_before_it_shows_it_drove_in():
+    """The follower enters at 6 px/s: 20 px (ARRIVED_PX) only after 3.3 s, when the leader's slow event is due."""
+    engine = RuleEngine("cam", LANE)
+    events = run(engine, frames_of(crawl(1, 200, 200, 20, 0, 12), crawl(2, 200, 40, 6, 2, 12), seconds=12))
+    assert [(e["kind"], e["track_ids"]) for e in events] == [("queue", [1, 2])]
 
 
 def test_once_per_episode_and_again_after_the_lane_cleared():

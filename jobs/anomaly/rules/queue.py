@@ -7,7 +7,9 @@ tracks): the slow-vehicle and stopped-vehicle events of the queue's vehicles are
 live, and while a queue forms (at least `min_vehicles` slow for a second or more, not yet for `seconds`) the events
 of the lane's slow vehicles wait; a single slow or stopped car, and one whose queue never forms, is reported as
 before. Only vehicles that drove where they are count (`TrackHistory.arrived`): a box the detector draws on something
-static is no car in a queue.
+static is no car in a queue. A car that has just entered the view crawling may not have shown that yet (its box
+grows from the edge: its centre moves at half its speed), so while a queue forms a track younger than `seconds`
+counts too; a box that stays put longer stops holding the lane's slow vehicles back.
 
 An episode ends, and the rule re-arms for the lane, once it held fewer than `min_vehicles` slow vehicles for
 `clear_seconds`. Speeds are image speeds of the track's anchor (px/s), so the threshold is set per zone, like
@@ -50,15 +52,18 @@ class Queue(Rule):
         clear_seconds: float = Field(10.0, gt=0, description="The episode ends once the lane held fewer slow "
                                      "vehicles for this long (s); then the rule re-arms.")
 
-    def slow_tracks(self, scene, zone_index: int, params, seconds: float) -> list[int]:
+    def slow_tracks(self, scene, zone_index: int, params, seconds: float, forming: bool = False) -> list[int]:
         """Vehicles in the zone this frame that drove there and moved slower than max_speed_px_s over the last
-        `seconds` (their track followed that long, its points filling nearly all of it)."""
+        `seconds` (their track followed that long, its points filling nearly all of it); `forming`: tracks younger than
+        the rule's `seconds` need not have shown yet that they drove there."""
         now, found = scene.ts_ms, []
         for index, track_id in enumerate(scene.detections.tracker_id):
             track = scene.tracks.get(int(track_id))
             if track_id < 0 or track is None or not scene.inside[zone_index, index]:
                 continue
-            if track.class_id not in VEHICLES or not track.arrived or now - track.first_seen_ms < seconds * 1000:
+            age_ms = now - track.first_seen_ms
+            arriving = forming and age_ms < params.seconds * 1000
+            if track.class_id not in VEHICLES or not (track.arrived or arriving) or age_ms < seconds * 1000:
                 continue
             measured = track.speed_px_s(now, seconds)
             if measured is not None and measured[1] >= FILLED * seconds and measured[0] < params.max_speed_px_s:
@@ -73,7 +78,7 @@ class Queue(Rule):
                 continue
             lane = lanes.setdefault(zone.name, LaneQueue())
             lane.claimed &= set(scene.tracks)  # forgotten tracks need no claim
-            slow_now = self.slow_tracks(scene, zone_index, params, min(params.seconds, FORMING_S))
+            slow_now = self.slow_tracks(scene, zone_index, params, min(params.seconds, FORMING_S), forming=True)
             lane.forming = len(slow_now) >= params.min_vehicles
             if lane.forming:
                 lane.last_forming_ms = now
