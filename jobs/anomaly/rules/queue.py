@@ -4,8 +4,9 @@ counts) for `seconds`: congestion seen from the tracks, once per episode of the 
 The traffic job measures a lane's traffic state per minute from speeds and occupancy; this rule is the per-frame
 counterpart an operator is alerted by. A car in a queue is explained by it (one incident: the queue, with the cars'
 tracks): the slow-vehicle and stopped-vehicle events of the queue's vehicles are dropped, for as long as the tracks
-live, and while a queue forms (at least `min_vehicles` slow for a second or more, not yet for `seconds`) the events
-of the lane's slow vehicles wait; a single slow or stopped car, and one whose queue never forms, is reported as
+live, and while a queue forms (at least `min_vehicles` slow over their last two seconds, tracked a second or more,
+not yet for `seconds`; a detection missed here and there does not break it) the events of the lane's slow vehicles
+wait; a single slow or stopped car, and one whose queue never forms, is reported as
 before. Only vehicles that drove where they are count (`TrackHistory.arrived`): a box the detector draws on something
 static is no car in a queue. A car that has just entered the view crawling may not have shown that yet (its box
 grows from the edge: its centre moves at half its speed), so while a queue forms a track younger than `seconds`
@@ -20,11 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from pydantic import Field
 
-from jobs.anomaly.rules.base import VEHICLES, Rule, RuleParams
+from jobs.anomaly.rules.base import NEIGHBOUR_SEEN_MS, VEHICLES, Rule, RuleParams
 
-FORMING_S = 1.0  # a vehicle slow over at least this long (its track that old) counts towards a forming queue
+FORMING_S = 1.0  # a vehicle tracked this long, slow over its last FORMING_WINDOW_S, counts towards a forming queue
+FORMING_WINDOW_S = 2.0
+FORMING_FILLED = 0.5  # ... its points spanning at least this much of the window (detections missed here and there)
 FILLED = 0.8  # the points of the last `seconds` must span this much of it
 
 
@@ -52,23 +56,31 @@ class Queue(Rule):
         clear_seconds: float = Field(10.0, gt=0, description="The episode ends once the lane held fewer slow "
                                      "vehicles for this long (s); then the rule re-arms.")
 
-    def slow_tracks(self, scene, zone_index: int, params, seconds: float, forming: bool = False) -> list[int]:
-        """Vehicles in the zone this frame that drove there and moved slower than max_speed_px_s over the last
-        `seconds` (their track followed that long, its points filling nearly all of it); `forming`: tracks younger than
-        the rule's `seconds` need not have shown yet that they drove there."""
+    def slow_tracks(self, scene, zone_index: int, params, forming: bool = False) -> list[int]:
+        """Vehicles in the zone (seen there in the last second: a detection the detector missed in this frame still
+        counts) that drove there and moved slower than max_speed_px_s over their last `seconds` (their track followed
+        that long, its points filling nearly all of it). `forming`: slow over their last FORMING_WINDOW_S, followed
+        for FORMING_S, and tracks younger than `seconds` need not have shown yet that they drove there."""
+        seconds = min(params.seconds, FORMING_WINDOW_S) if forming else params.seconds
+        min_age_s = min(params.seconds, FORMING_S) if forming else params.seconds
+        filled = FORMING_FILLED if forming else FILLED
         now, found = scene.ts_ms, []
-        for index, track_id in enumerate(scene.detections.tracker_id):
-            track = scene.tracks.get(int(track_id))
-            if track_id < 0 or track is None or not scene.inside[zone_index, index]:
+        recent = [(track_id, track) for track_id, track in scene.tracks.items()
+                  if now - track.points[-1][0] <= NEIGHBOUR_SEEN_MS]
+        if not recent:
+            return []
+        inside = scene.zones[zone_index].contains(np.array([track.position for _, track in recent], dtype=np.float32))
+        for (track_id, track), in_zone in zip(recent, inside):
+            if not in_zone:
                 continue
             age_ms = now - track.first_seen_ms
             arriving = forming and age_ms < params.seconds * 1000
-            if track.class_id not in VEHICLES or not (track.arrived or arriving) or age_ms < seconds * 1000:
+            if track.class_id not in VEHICLES or not (track.arrived or arriving) or age_ms < min_age_s * 1000:
                 continue
-            measured = track.speed_px_s(now, seconds)
-            if measured is not None and measured[1] >= FILLED * seconds and measured[0] < params.max_speed_px_s:
+            measured = track.speed_px_s(track.points[-1][0], seconds)  # up to when it was last seen
+            if measured is not None and measured[1] >= filled * seconds and measured[0] < params.max_speed_px_s:
                 found.append(int(track_id))
-        return sorted(set(found))
+        return sorted(found)
 
     def check_zones(self, scene, zone_params):
         lanes, now, events = scene.state.notes.setdefault(self.kind, {}), scene.ts_ms, []
@@ -78,7 +90,7 @@ class Queue(Rule):
                 continue
             lane = lanes.setdefault(zone.name, LaneQueue())
             lane.claimed &= set(scene.tracks)  # forgotten tracks need no claim
-            slow_now = self.slow_tracks(scene, zone_index, params, min(params.seconds, FORMING_S), forming=True)
+            slow_now = self.slow_tracks(scene, zone_index, params, forming=True)
             lane.forming = len(slow_now) >= params.min_vehicles
             if lane.forming:
                 lane.last_forming_ms = now
@@ -88,7 +100,7 @@ class Queue(Rule):
                 elif now - lane.last_forming_ms >= params.clear_seconds * 1000:
                     lane.active_since_ms = None  # the queue has gone: re-armed
                 continue
-            queued = self.slow_tracks(scene, zone_index, params, params.seconds) if lane.forming else []
+            queued = self.slow_tracks(scene, zone_index, params) if lane.forming else []
             if len(queued) >= params.min_vehicles:
                 lane.active_since_ms = now
                 lane.claimed |= set(queued)
