@@ -106,6 +106,8 @@ def load_cameras(path: Path) -> CameraConfig:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise CameraConfigError(f"camera config {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not UTF-8 text
+        raise CameraConfigError(f"camera config {path} cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
         raise CameraConfigError(f"camera config {path} is not valid YAML: {exc}") from None
     try:
