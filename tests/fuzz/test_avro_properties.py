@@ -148,7 +148,9 @@ def test_registry_ids_it_does_not_know_or_that_are_no_vigil_record_are_refused()
     frame = example("FrameRef", "cam-1", 1_700_000_000_000)
     body = CODEC.encode("FrameRef", frame)[10:]
     assert codec.decode(confluent(1, body)) == frame and codec.record_type(confluent(1, body)) == "FrameRef"
-    for schema_id, reason in ((9, "schema id 9 not found"), (2, "schema id 2 is vigil.v1.Mystery, no Vigil record type"), (3, "schema id 3 is not a record")):
+    refusals = ((9, "schema id 9 not found"), (2, "schema id 2 is vigil.v1.Mystery, no Vigil record type"),
+                (3, "schema id 3 is not a record"))
+    for schema_id, reason in refusals:
         for call in (codec.decode, codec.record_type):
             with pytest.raises(UndecodableMessage, match=reason):
                 call(confluent(schema_id, b"\x0acam-1\x0e"))
