@@ -107,7 +107,10 @@ class DetectAndTrack(Handler):
             FRAMES_DROPPED.labels("infer", frame["camera_id"], "stale").inc()
             return None
         try:
-            pixels = cv2.imdecode(np.frombuffer(self.store.get(frame["uri"]), np.uint8), cv2.IMREAD_COLOR)
+            data = self.store.get(frame["uri"])
+            if not data:  # cv2.imdecode asserts on an empty buffer (cv2.error) instead of returning None
+                raise ValueError(f"{frame['uri']} is empty (0 bytes)")
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if pixels is None:
                 raise ValueError(f"{frame['uri']} is not a decodable image")
         except (FrameNotFound, ValueError, OSError) as exc:

@@ -69,7 +69,10 @@ class EmbedTracks(Handler):
             return NO_PIXELS
         uri = incoming.record["frame"]["uri"]
         try:
-            pixels = cv2.imdecode(np.frombuffer(self.store.get(uri), np.uint8), cv2.IMREAD_COLOR)
+            data = self.store.get(uri)
+            if not data:  # cv2.imdecode asserts on an empty buffer (cv2.error) instead of returning None
+                raise ValueError(f"{uri} is empty (0 bytes)")
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if pixels is None:
                 raise ValueError(f"{uri} is not a decodable image")
         except (FrameNotFound, ValueError, OSError) as exc:
