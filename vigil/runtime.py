@@ -105,6 +105,8 @@ class DeadLetters:
         """`cause`: a short fixed label for the metrics (default: the reason up to its first ':')."""
         if message.topic() == self.topic_name:
             self.dropped += 1
+            log.warning("%s: dropping unprocessable dead letter %s[%d]@%d: %s", self.service, message.topic(),
+                        message.partition(), message.offset(), reason)
             return
         self.count += 1
         DEAD_LETTERS.labels(self.service, self.settings.logical_topic(message.topic()),
