@@ -21,6 +21,9 @@ from vigil.config import Settings
 from vigil.topics import TOPICS
 
 _SECRET_KEYS = ("password", "secret", "jaas", "token")
+# The largest message a Vigil producer sends (librdkafka's message.max.bytes): the services dead-letter larger ones
+# unread (vigil/runtime.py), since no Vigil service wrote them and a dead letter could not carry them whole.
+MESSAGE_MAX_BYTES = 8_000_000
 _JAAS_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
                  "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
                  "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
@@ -85,7 +88,7 @@ def make_producer(settings: Settings, **overrides) -> Producer:
             "enable.idempotence": False,
             "linger.ms": 5,
             "compression.type": "lz4",
-            "message.max.bytes": 8_000_000,
+            "message.max.bytes": MESSAGE_MAX_BYTES,
             **overrides,
         }
     )

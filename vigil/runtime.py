@@ -26,7 +26,7 @@ from typing import Any
 
 from vigil.avro_codec import AvroCodec, UndecodableMessage
 from vigil.config import Settings
-from vigil.kafka_io import make_consumer
+from vigil.kafka_io import MESSAGE_MAX_BYTES, make_consumer
 from vigil.metrics import (
     BATCH_SIZE,
     CONSUMED,
@@ -43,6 +43,8 @@ from vigil.telemetry import configure_tracing, flush_traces
 from vigil.topics import DEADLETTER, Topic
 
 log = logging.getLogger("vigil.runtime")
+# A dead letter carries the original key and value; one too big for that (an oversized message) keeps their start.
+KEPT_VALUE_BYTES, KEPT_KEY_BYTES = 1_000_000, 1_000
 
 
 class StartupError(RuntimeError):
@@ -113,10 +115,16 @@ class DeadLetters:
                             cause or dead_letter_cause(reason)).inc()
         log.warning("%s: dead-lettering %s[%d]@%d: %s", self.service, message.topic(), message.partition(),
                     message.offset(), reason)
+        key, value = message.key(), message.value()
+        if 2 * len(key or b"") + len(value or b"") > MESSAGE_MAX_BYTES - 16_000:  # key twice: in the record and as key
+            reason = (f"{reason[:1800]} (value kept as its first {min(len(value or b''), KEPT_VALUE_BYTES)} of "
+                      f"{len(value or b'')} bytes, key as its first {min(len(key or b''), KEPT_KEY_BYTES)} of "
+                      f"{len(key or b'')})")
+            key, value = key and key[:KEPT_KEY_BYTES], value and value[:KEPT_VALUE_BYTES]
         record = dict(source_topic=message.topic(), source_partition=message.partition(),
                       source_offset=message.offset(), service=self.service, reason=reason[:2000],
-                      key=message.key(), value=message.value(), ts_ms=time.time_ns() // 1_000_000)
-        self.output.write(DEADLETTER, "DeadLetter", record, key=message.key())
+                      key=key, value=value, ts_ms=time.time_ns() // 1_000_000)
+        self.output.write(DEADLETTER, "DeadLetter", record, key=key)
 
 
 class Handler(ABC):
@@ -163,6 +171,11 @@ class StreamService:
     def decode(self, message) -> Incoming | None:
         """The decoded message, or None after dead-lettering it (bad bytes, or a record type its topic does not carry)."""
         topic = self.by_deployed_name[message.topic()]
+        size = len(message.key() or b"") + len(message.value() or b"")
+        if size > MESSAGE_MAX_BYTES:
+            self.dead_letters.send(message, f"oversized: {size} bytes, over the {MESSAGE_MAX_BYTES} a Vigil producer "
+                                   "sends (message.max.bytes)", cause="oversized")
+            return None
         try:
             record = self.codec.decode(message.value())
             record_type = self.codec.record_type(message.value())
