@@ -94,7 +94,8 @@ def name_outputs(outputs: list, service: str) -> None:
 
 class DeadLetters:
     """A message a service cannot process goes to deadletter.v1 unchanged, with the reason, and is counted; the
-    service moves on. Dead letters that are themselves unprocessable are only counted (never dead-letter a dead letter)."""
+    service moves on. Dead letters that are themselves unprocessable are only counted and logged (never dead-letter a
+    dead letter)."""
 
     def __init__(self, output, service: str, settings: Settings):
         self.output, self.service, self.settings = output, service, settings
@@ -169,7 +170,8 @@ class StreamService:
         self._hop_latency, self._batch_size = HOP_LATENCY.labels(name), BATCH_SIZE.labels(name)
 
     def decode(self, message) -> Incoming | None:
-        """The decoded message, or None after dead-lettering it (bad bytes, or a record type its topic does not carry)."""
+        """The decoded message, or None after dead-lettering it (oversized, bad bytes, or a record type its topic does
+        not carry)."""
         topic = self.by_deployed_name[message.topic()]
         size = len(message.key() or b"") + len(message.value() or b"")
         if size > MESSAGE_MAX_BYTES:
