@@ -235,7 +235,7 @@ def list_incidents(request: Request, camera: str | None = None, kind: str | None
                    state: str | None = Query(None, description=", ".join(STATES)),
                    limit: int = Query(100, ge=1, le=1000), caller: Caller = Depends(require("viewer"))):
     if state and state not in STATES:
-        raise HTTPException(422, f"state is one of {', '.join(STATES)}")
+        raise HTTPException(400, f"state is one of {', '.join(STATES)}")  # 422 is schema validation's (a list)
     hub = request.app.state.console.hub
     if camera and not caller.sees(camera):
         raise HTTPException(403, f"{caller.user.name} may see only cameras {', '.join(caller.scope())}, not {camera!r}")
@@ -319,7 +319,7 @@ def post_verdict(incident_id: str, body: VerdictIn, request: Request, caller: Ca
                                  "zones": list(found.get("zones") or [])}, body.verdict, caller.user.name,
                                 (body.reason or "").strip() or None)
     except IncidentError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(400, str(exc)) from None
     try:
         console.publish(record)
     except Exception as exc:  # noqa: BLE001 - broker down: the operator must know it was not recorded

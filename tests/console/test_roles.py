@@ -100,7 +100,7 @@ def test_viewer_sees_everything_but_cannot_act(env):
     assert [row["incident_id"] for row in client.get("/api/incidents").json()] == [INCIDENT, "cam-2:wrong_way:1700000001000"]
     assert [row["incident_id"] for row in client.get("/api/incidents?camera=cam-2").json()] == ["cam-2:wrong_way:1700000001000"]
     assert client.get("/api/incidents?kind=wrong_way&state=open").json()[0]["kind"] == "wrong_way"
-    assert client.get("/api/incidents?state=bogus").status_code == 422
+    assert client.get("/api/incidents?state=bogus").status_code == 400
     assert client.get("/api/incidents/noisiest").json()[0]["rejected"] == 2
     detail = client.get(f"/api/incidents/{INCIDENT}").json()
     assert detail["verdict"] == "" and detail["has_clip"] is False and detail["clip_url"].endswith("/clip")
@@ -114,10 +114,10 @@ def test_operator_verdicts_are_recorded_as_the_signed_in_user(env):
     client, csrf = signed_in(env["app"], "otto")
     headers = {"X-CSRF-Token": csrf}
     # a rejection needs a reason; an unknown verdict is refused; neither is published
-    assert client.post(f"/api/incidents/{INCIDENT}/verdict", json={"verdict": "rejected"}, headers=headers).status_code == 422
+    assert client.post(f"/api/incidents/{INCIDENT}/verdict", json={"verdict": "rejected"}, headers=headers).status_code == 400
     assert client.post(f"/api/incidents/{INCIDENT}/verdict", json={"verdict": "rejected", "reason": "  "},
-                       headers=headers).status_code == 422
-    assert client.post(f"/api/incidents/{INCIDENT}/verdict", json={"verdict": "deleted"}, headers=headers).status_code == 422
+                       headers=headers).status_code == 400
+    assert client.post(f"/api/incidents/{INCIDENT}/verdict", json={"verdict": "deleted"}, headers=headers).status_code == 400
     assert client.post("/api/incidents/nope/verdict", json={"verdict": "confirmed"}, headers=headers).status_code == 404
     assert env["published"] == []
     # the actor comes from the session, whatever the body says
