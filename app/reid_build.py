@@ -1,4 +1,5 @@
-"""Build the default learned re-ID embedder during set-up: `vigil reid-train --scenario` (what `make` runs).
+"""Build the trained re-ID embedders during set-up: `vigil reid-train --scenario [--embedder reid_pretrained]` (what
+`make` runs, once per embedder).
 
 It trains on the person tracks of the re-ID scenario cut from the sample footage, detected in process by the same
 default detector, sampling and tracker as the pipeline, so set-up needs no running stack.

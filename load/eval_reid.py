@@ -217,7 +217,7 @@ def main() -> int:
         return 0
     clock = "wall" if args.pace == "native" else "video"
     results, trained = {}, None
-    for embedder in ("reid_color", "reid_learned"):
+    for embedder in ("reid_color", "reid_learned", "reid_pretrained"):
         settings = private_settings()
         settings = Settings(**{**settings.model_dump(), "model_repository": private_models(settings.data_dir, trained)})
         with stack(settings):

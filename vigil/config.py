@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     triton_http_port: int = 18000
     triton_metrics_port: int = 18002
     model_repository: Path = Field(REPO_ROOT / "models", description="Triton model repository served by the embedded server.")
-    triton_models: list[str] = Field(default_factory=lambda: ["yolox_nano", "motion_detector", "reid_color", "reid_learned"],
+    triton_models: list[str] = Field(default_factory=lambda: ["yolox_nano", "motion_detector", "reid_color", "reid_learned",
+                                                                   "reid_pretrained"],
                                      description="Models loaded at start-up (with the per-camera fine-tunes "
                                      "<model>__<name> of these found in the repository).")
     triton_ready_timeout_s: float = 90.0

@@ -1,5 +1,5 @@
 """The Triton adapter of the re-ID embedders: crops [N, 128, 64, 3] uint8 in, L2-normalised embeddings out, over gRPC.
-Every embedder model (reid_learned, reid_color) speaks this one tensor contract: CROPS → EMBEDDING."""
+Every embedder model (reid_learned, reid_pretrained, reid_color) speaks this one tensor contract: CROPS → EMBEDDING."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tritonclient.grpc as grpcclient
 
 
 class TritonEmbedder:
-    """Crops [N, 128, 64, 3] uint8 → embeddings [N, D] over gRPC (reid_color or reid_learned)."""
+    """Crops [N, 128, 64, 3] uint8 → embeddings [N, D] over gRPC (reid_color, reid_learned or reid_pretrained)."""
 
     def __init__(self, url: str, model_name: str, max_batch: int = 64, timeout_s: float = 30.0):
         self.client = grpcclient.InferenceServerClient(url)

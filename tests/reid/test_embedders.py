@@ -1,16 +1,22 @@
-"""Both re-ID embedders served by the real tritonserver, called over gRPC with batches of real person crops: unit
+"""The re-ID embedders served by the real tritonserver, called over gRPC with batches of real person crops: unit
 vectors, batch-independent, the same person closer than two different people (across a colour-shifted view for the
-learned embedder), and the trainer's loss falls on real tracks."""
+trained embedders), the trainer's loss falls on real tracks (the pretrained backbone staying frozen), and a trained
+embedder without its model.pt fails to load with a message that says how to build it."""
+
+import shutil
 
 import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from app.reid_scenario import VIEWS
+from app.stack import manager
 from services.reid.embedder import TritonEmbedder
 from services.reid.train import train_embedder
-from tests.conftest import PERSON_VIDEO
+from tests.conftest import PERSON_VIDEO, make_settings
+from vigil.config import REPO_ROOT
 from vigil.reid_embedding import COLOUR_DIM, crop_boxes
 
 # Source frames of the person video: two moments of visit p2 and one of p3 (one person in view each time).
@@ -41,7 +47,7 @@ def people():
     return crops
 
 
-@pytest.mark.parametrize("model", ["reid_color", "reid_learned"])
+@pytest.mark.parametrize("model", ["reid_color", "reid_learned", "reid_pretrained"])
 def test_embedder_over_grpc(stack, people, model):
     embedder = TritonEmbedder(stack.triton_url, model)
     names = list(people)
@@ -53,24 +59,64 @@ def test_embedder_over_grpc(stack, people, model):
     assert np.allclose(alone[0], vectors[0], atol=1e-4), "an embedding does not depend on the rest of its batch"
     v = dict(zip(names, vectors))
     assert v["p2a"] @ v["p2b"] > v["p2a"] @ v["p3"], "the same person at two moments is closer than another person"
-    if model == "reid_learned":
+    if model != "reid_color":
         assert v["p2a"] @ v["p2b-east"] > v["p2a"] @ v["p3-east"], "and through another camera's colours"
     assert embedder.name == f"{model}:1"
 
 
-def test_trainer_learns_from_tracks(people):
+def _jittered_tracks(people, names_by_camera: dict[str, list[str]]) -> dict:
+    """'Tracks' of jittered copies of one crop each (the trainer augments further)."""
     rng = np.random.default_rng(0)
-    # three 'tracks' per camera: jittered copies of one crop each (the trainer augments further)
     tracks = {}
-    for camera in ("cam-a", "cam-b"):
-        for t, name in enumerate(["p2a", "p3", "p2b"]):
+    for camera, names in names_by_camera.items():
+        for t, name in enumerate(names):
             base = people[name].astype(np.int16)
             tracks[(camera, t)] = np.stack([np.clip(base + rng.integers(-8, 8, base.shape), 0, 255).astype(np.uint8)
                                             for _ in range(6)])
+    return tracks
+
+
+def test_trainer_learns_from_tracks(people):
+    tracks = _jittered_tracks(people, {camera: ["p2a", "p3", "p2b"] for camera in ("cam-a", "cam-b")})
     model, history = train_embedder(tracks, steps=60, tracks_per_batch=3, log_every=0)
     assert np.mean(history[-20:]) < 0.7 * np.mean(history[:20]), "InfoNCE loss falls"
     with pytest.raises(ValueError, match="two or more tracks"):
         train_embedder({("cam-a", 1): tracks[("cam-a", 0)]}, steps=1)
+    with pytest.raises(ValueError, match="unknown embedder 'reid_colour'"):
+        train_embedder(tracks, steps=1, embedder="reid_colour")
+
+
+def test_pretrained_trainer_keeps_the_imagenet_backbone(people):
+    from vigil.reid_embedding import mobilenetv2_imagenet
+
+    imagenet = mobilenetv2_imagenet().features.state_dict()
+    # two different people per camera (ImageNet features alone already find p2a and p2b alike)
+    tracks = _jittered_tracks(people, {"cam-a": ["p2a", "p3"], "cam-b": ["p2b-east", "p3-east"]})
+    model, history = train_embedder(tracks, steps=60, tracks_per_batch=2, log_every=0, embedder="reid_pretrained")
+    assert np.mean(history[-20:]) < 0.7 * np.mean(history[:20]), "InfoNCE loss falls"
+    trained = model.features.state_dict()
+    changed = [name for name, value in imagenet.items() if not torch.equal(value, trained[name])]
+    assert not changed, "the ImageNet weights and batch-norm statistics stay as shipped; only the head learns"
+
+
+@pytest.mark.slow  # starts its own tritonserver
+def test_trained_embedder_without_its_model_says_how_to_build_it(tmp_path):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    repository = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "models" / "reid_pretrained", repository / "reid_pretrained",
+                    ignore=shutil.ignore_patterns("__pycache__", "model.pt", "metadata.json"))
+    settings = make_settings(tmp_path / "data", model_repository=repository, triton_models=[])
+    manager.up(settings, only=["triton"], log=lambda *_: None)
+    try:
+        client = grpcclient.InferenceServerClient(settings.triton_url)
+        with pytest.raises(InferenceServerException, match=r"reid_pretrained: .*model\.pt is missing; `make setup` "
+                           r"builds it, or train one with `vigil reid-train --embedder reid_pretrained`"):
+            client.load_model("reid_pretrained")
+        assert not client.is_model_ready("reid_pretrained")
+    finally:
+        manager.down(settings)
 
 
 def test_embed_service_says_clearly_when_the_embedder_is_not_served(stack):

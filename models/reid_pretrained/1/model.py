@@ -1,0 +1,1 @@
+../../reid_learned/1/model.py
