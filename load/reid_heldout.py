@@ -314,11 +314,13 @@ def trainers(steps: int) -> dict:
     """Embedder name → `train(track crops) → embed(crops)`; None = nothing to train."""
     from services.reid.learn import train_embedder
 
-    def learned(tracks):
-        model, _ = train_embedder(tracks, steps=steps, log_every=0)
-        return lambda crops: torch_embed(model, crops)
+    def trained(embedder):
+        def train(tracks):
+            model, _ = train_embedder(tracks, steps=steps, log_every=0, embedder=embedder)
+            return lambda crops: torch_embed(model, crops)
+        return train
 
-    return {"reid_color": None, "reid_learned": learned}
+    return {"reid_color": None, "reid_learned": trained("reid_learned"), "reid_pretrained": trained("reid_pretrained")}
 
 
 def run(work: Path, steps: int = 300, min_similarity: float = 0.7, embedders: list[str] | None = None,
