@@ -170,3 +170,23 @@ def test_unreadable_frames_are_dead_lettered_and_the_next_good_frame_is_detected
     detected = client.query("SELECT groupArray(frame_id) FROM detections FINAL WHERE camera_id = {c:String}",
                             parameters={"c": frame_refs["good"]["camera_id"]}).result_rows[0][0]
     assert detected == [frame_refs["good"]["frame_id"]], "only the good frame was detected; none was lost"
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: a record valid in Avro that the store's column types refuse "
+                   "(a negative UInt, a timestamp out of range) fails the sink's whole insert, which is retried as if "
+                   "ClickHouse were down: the sink stalls and nothing after it is stored. Found by the poison probe "
+                   "of tests/fuzz; not dead-lettered yet (see /tmp/notes/fuzz.md)")
+def test_a_record_the_store_refuses_is_dead_lettered_and_the_next_stored(stack):
+    from services.ingest.settings import IngestSettings
+
+    settings = isolated_settings(stack, IngestSettings)
+    codec, now_ms, camera = AvroCodec(), int(time.time() * 1000), f"poison-{uuid.uuid4().hex[:6]}"
+    producer = make_producer(settings)
+    for name, width in (("poison", -1), ("good", 768)):  # width is a UInt16 column; Avro's int allows -1
+        record = good_record("FrameRef", camera, now_ms, frame_id=f"{camera}:{name}", width=width)
+        producer.produce(FRAMES.deployed(settings), key=camera.encode(), value=codec.encode("FrameRef", record))
+    assert producer.flush(30) == 0
+    with running(settings, infer=False, reid=False):
+        stored = wait_for_rows(settings, "SELECT count() FROM frames WHERE frame_id = {f:String}", 1, timeout_s=30,
+                               parameters={"f": f"{camera}:good"})
+    assert stored == 1, "the good frame after the refused one is stored"
