@@ -20,7 +20,8 @@ from vigil.schemas import contracts  # noqa: E402
 CODEC = AvroCodec()
 REGISTRY_CODEC = registry_codec()  # the Confluent wire format against an in-memory registry (ids 1, 2, 3)
 # Seeds: a valid message of every record type; libFuzzer mutates them (and anything else) from there.
-SEEDS = [CODEC.encode(name, example(name, "cam-1", 1_700_000_000_000)) for name in sorted(contracts()) if "." not in name]
+SEEDS = [CODEC.encode(name, example(name, "cam-1", 1_700_000_000_000))
+         for name in sorted(contracts()) if "." not in name]
 
 
 def one_input(data: bytes) -> None:
