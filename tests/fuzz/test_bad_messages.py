@@ -173,9 +173,9 @@ def test_unreadable_frames_are_dead_lettered_and_the_next_good_frame_is_detected
 
 
 @pytest.mark.xfail(strict=True, reason="known defect: a record valid in Avro that the store's column types refuse "
-                   "(a negative UInt, a timestamp out of range) fails the sink's whole insert, which is retried as if "
-                   "ClickHouse were down: the sink stalls and nothing after it is stored. Found by the poison probe "
-                   "of tests/fuzz; not dead-lettered yet (see /tmp/notes/fuzz.md)")
+                   "(a number out of a UInt column's range, a TrackSummary entry_xy without two values) fails the "
+                   "sink's whole insert, which is retried as if ClickHouse were down: the sink stalls and nothing "
+                   "after it is stored; it should be dead-lettered with the store's reason")
 def test_a_record_the_store_refuses_is_dead_lettered_and_the_next_stored(stack):
     from services.ingest.settings import IngestSettings
 
@@ -187,6 +187,6 @@ def test_a_record_the_store_refuses_is_dead_lettered_and_the_next_stored(stack):
         producer.produce(FRAMES.deployed(settings), key=camera.encode(), value=codec.encode("FrameRef", record))
     assert producer.flush(30) == 0
     with running(settings, infer=False, reid=False):
-        stored = wait_for_rows(settings, "SELECT count() FROM frames WHERE frame_id = {f:String}", 1, timeout_s=30,
+        stored = wait_for_rows(settings, "SELECT count() FROM frames WHERE frame_id = {f:String}", 1, timeout_s=20,
                                parameters={"f": f"{camera}:good"})
     assert stored == 1, "the good frame after the refused one is stored"
