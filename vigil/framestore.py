@@ -223,8 +223,9 @@ class LocalFrameStore(_Pins):
         removed = 0
         cutoff_hour = _hour(cutoff_ts_ms)
         pins = self.live_pins()
+        only = camera_id  # (the loop below names each camera: the filter must not see that name)
         for camera_dir in (p for p in self.root.iterdir() if p.is_dir() and p.name not in RESERVED
-                           and camera_id in (None, p.name)):
+                           and only in (None, p.name)):
             camera_id = camera_dir.name
             for hour_dir in (p for p in camera_dir.iterdir() if p.is_dir()):
                 if hour_dir.name > cutoff_hour:
