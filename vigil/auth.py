@@ -57,8 +57,24 @@ class AuthError(Exception):
         self.headers = {"WWW-Authenticate": REALM} if status == 401 else {}
 
 
+class CameraScope:
+    """Per-camera scoping for a caller with a `cameras` attribute (a frozenset, or None for every camera): the API
+    token's Principal and the console's Caller."""
+
+    cameras: frozenset[str] | None
+
+    def sees(self, camera_id: str) -> bool:
+        return self.cameras is None or camera_id in self.cameras
+
+    def scope(self, wanted: list[str] | None = None) -> list[str] | None:
+        """The cameras a query may cover: `wanted` (None = every camera) within this caller's cameras."""
+        if self.cameras is None:
+            return wanted
+        return sorted(self.cameras) if wanted is None else [c for c in wanted if c in self.cameras]
+
+
 @dataclass(frozen=True)
-class Principal:
+class Principal(CameraScope):
     """A caller: a signed-in console user or an API token, with its role and, for a scoped token, its cameras."""
 
     name: str
@@ -70,14 +86,6 @@ class Principal:
         """Whether this caller holds `role` or a higher one."""
         return rank(self.role) >= rank(role)
 
-    def sees(self, camera_id: str) -> bool:
-        return self.cameras is None or camera_id in self.cameras
-
-    def scope(self, wanted: list[str] | None = None) -> list[str] | None:
-        """The cameras a query may cover: `wanted` (None = every camera) within this caller's cameras."""
-        if self.cameras is None:
-            return wanted
-        return sorted(self.cameras) if wanted is None else [c for c in wanted if c in self.cameras]
 
 
 def new_token() -> str:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from services.console.sessions import COOKIE, Session
 from services.console.users import ROLES, User, UserError
-from vigil.auth import bearer
+from vigil.auth import CameraScope, bearer
 
 log = logging.getLogger("vigil.console.auth")
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -25,20 +25,11 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 @dataclass(frozen=True)
-class Caller:
+class Caller(CameraScope):
     user: User  # for an API token: "token:<name>" and the token's role
     session: Session | None  # None: an API token
     cameras: frozenset[str] | None = None  # a scoped token's cameras; None: every camera
     token: str | None = None
-
-    def sees(self, camera_id: str) -> bool:
-        return self.cameras is None or camera_id in self.cameras
-
-    def scope(self, wanted: list[str] | None = None) -> list[str] | None:
-        """The cameras a query may cover: `wanted` (None = every camera) within the caller's."""
-        if self.cameras is None:
-            return wanted
-        return sorted(self.cameras) if wanted is None else [c for c in wanted if c in self.cameras]
 
 
 class Login(BaseModel):
