@@ -172,11 +172,10 @@ def test_unreadable_frames_are_dead_lettered_and_the_next_good_frame_is_detected
     assert detected == [frame_refs["good"]["frame_id"]], "only the good frame was detected; none was lost"
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: a record valid in Avro that the store's column types refuse "
-                   "(a number out of a UInt column's range, a TrackSummary entry_xy without two values) fails the "
-                   "sink's whole insert, which is retried as if ClickHouse were down: the sink stalls and nothing "
-                   "after it is stored; it should be dead-lettered with the store's reason")
-def test_a_record_the_store_refuses_is_dead_lettered_and_the_next_stored(stack):
+def test_records_the_store_refuses_are_dead_lettered_with_the_reason_and_the_next_stored(stack):
+    """Valid Avro that the tables' column types refuse (a negative width for a UInt16 column, a track whose entry
+    point has one value): the sink dead-letters each with the store's reason and stores what comes after, instead of
+    failing the whole insert and retrying it for ever."""
     from services.ingest.settings import IngestSettings
 
     settings = isolated_settings(stack, IngestSettings)
@@ -185,8 +184,32 @@ def test_a_record_the_store_refuses_is_dead_lettered_and_the_next_stored(stack):
     for name, width in (("poison", -1), ("good", 768)):  # width is a UInt16 column; Avro's int allows -1
         record = good_record("FrameRef", camera, now_ms, frame_id=f"{camera}:{name}", width=width)
         producer.produce(FRAMES.deployed(settings), key=camera.encode(), value=codec.encode("FrameRef", record))
+    for name, entry in (("short", [10.0]), ("whole", [10.0, 20.0])):
+        record = good_record("TrackSummary", f"{camera}-{name}", now_ms, entry_xy=entry, exit_xy=[30.0, 40.0])
+        producer.produce(TRACKS.deployed(settings), key=camera.encode(), value=codec.encode("TrackSummary", record))
     assert producer.flush(30) == 0
-    with running(settings, infer=False, reid=False):
-        stored = wait_for_rows(settings, "SELECT count() FROM frames WHERE frame_id = {f:String}", 1, timeout_s=20,
-                               parameters={"f": f"{camera}:good"})
+    consumer = make_consumer(settings, f"dlq-{camera}", [DEADLETTER.deployed(settings)])
+    letters = []
+    try:
+        with running(settings, infer=False, reid=False):
+            stored = wait_for_rows(settings, "SELECT count() FROM frames WHERE frame_id = {f:String}", 1,
+                                   timeout_s=60, parameters={"f": f"{camera}:good"})
+            table = TABLES["TrackSummary"]
+            tracks = wait_for_rows(settings, f"SELECT count() FROM {table.name} WHERE {table.columns[0]} = {{m:String}}",
+                                   1, timeout_s=60, parameters={"m": f"{camera}-whole"})
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(letters) < 2:
+                message = consumer.poll(0.5)
+                if message is None or message.error():
+                    continue
+                letter = codec.decode(message.value(), expected="DeadLetter")
+                if letter["key"] == camera.encode():
+                    letters.append(letter)
+    finally:
+        consumer.close()
     assert stored == 1, "the good frame after the refused one is stored"
+    assert tracks == 1, "the whole track after the refused one is stored"
+    by_topic = {letter["source_topic"]: letter for letter in letters}
+    frame_letter, track_letter = by_topic[FRAMES.deployed(settings)], by_topic[TRACKS.deployed(settings)]
+    assert frame_letter["service"] == "sink" and "frames.width: -1 is out of UInt16's range" in frame_letter["reason"]
+    assert "entry" in track_letter["reason"] or "values for" in track_letter["reason"], track_letter["reason"]

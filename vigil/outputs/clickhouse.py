@@ -2,6 +2,8 @@
 
 Tables are ReplacingMergeTree keyed by each record's deterministic id, so a batch inserted again after a crash (insert
 done, offsets not yet committed) replaces rows instead of double-counting. An outage stalls and retries the insert.
+A row its table's column types refuse is refused at write (ValueError, so the sink dead-letters that one record)
+instead of failing the whole batch, which would otherwise be retried forever.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from vigil.outputs.base import Output
 from vigil.outputs.clickhouse_rows import NOT_STORED, TABLES
 from vigil.runtime import retry
 from vigil.store.client import connect
+from vigil.store.row_check import RowCheck
 from vigil.telemetry import context_from, tracer
 from vigil.topics import Topic
 
@@ -33,6 +36,7 @@ class ClickHouseOutput(Output):
         self.stored: dict[str, int] = defaultdict(int)
         self.traced: list[tuple[dict, int, str, str]] = []  # buffered frames' (trace context, when, frame, camera)
         self._tracer = tracer("vigil.sink")
+        self._checks: dict[str, RowCheck] = {}
 
     @staticmethod
     def check_topics(topics: list[Topic]) -> None:
@@ -47,12 +51,32 @@ class ClickHouseOutput(Output):
     def write(self, topic: Topic, record_type: str, record: dict, key: bytes | None = None,
               timestamp_ms: int | None = None) -> None:
         table = TABLES[record_type]
-        self.buffer[table.name].append(table.row(record))
+        try:
+            row = table.row(record)
+        except (OverflowError, IndexError) as exc:  # e.g. a timestamp past what a datetime holds
+            raise ValueError(f"{table.name}: {exc}") from exc
+        check = self._check(table.name)
+        if check is not None and (why := check.why(row)) is not None:
+            raise ValueError(f"ClickHouse would refuse it: {why}")
+        self.buffer[table.name].append(row)
         if record_type == "DetectionBatch" and record["frame"].get("trace_context"):
             frame = record["frame"]
             self.traced.append((frame["trace_context"], time.time_ns(), frame["frame_id"], frame["camera_id"]))
         if record_type == "AnomalyEvent" or (record_type == "Incident" and record.get("revision") == 1):
             EVENTS.labels(record_type, record.get("kind", "")).inc()  # an incident counts once, at its first revision
+
+    def _check(self, name: str) -> RowCheck | None:
+        """The table's row check, from the store's own column types (DESCRIBE TABLE, once per table). None while the
+        store cannot be asked (an outage): the row is then buffered unchecked and the insert decides."""
+        if name not in self._checks:
+            try:
+                described = self.client.query(f"DESCRIBE TABLE {name}").result_rows
+            except Exception as exc:  # the store is down: flush rides it out
+                log.warning("cannot read the column types of %s (%s); rows go unchecked until it answers", name,
+                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                return None
+            self._checks[name] = RowCheck(name, COLUMNS[name], {row[0]: row[1] for row in described})
+        return self._checks[name]
 
     def pending(self) -> int:
         return sum(len(rows) for rows in self.buffer.values())
