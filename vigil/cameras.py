@@ -7,7 +7,7 @@ from typing import Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vigil.geometry import TrafficGeometry
 from vigil.privacy import PrivacyConfig
@@ -15,7 +15,14 @@ from vigil.topology import Topology
 from vigil.zones import RuleSettings, Zone
 
 
+# A misspelt key (`zone:` for `zones:`) would otherwise be dropped without a word, and NaN or infinite numbers would
+# load and fail later, far from the file: both are errors that name the field.
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
 class Camera(BaseModel):
+    model_config = STRICT
+
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     url: str = Field(description="File path, file://, rtsp://, rtsps://, http:// or https:// URL.")
     fps: float = Field(5.0, gt=0, le=60, description="Target sampling rate (frames per second published).")
@@ -57,6 +64,8 @@ class CameraLink(BaseModel):
     """Objects can go from one camera's view to another's, taking between min and max transit seconds (from leaving
     `from_camera` to entering `to_camera`; negative when the views overlap)."""
 
+    model_config = STRICT
+
     from_camera: str
     to_camera: str
     min_transit_s: float = 0.0
@@ -73,6 +82,8 @@ class CameraLink(BaseModel):
 
 
 class CameraConfig(BaseModel):
+    model_config = STRICT
+
     cameras: list[Camera] = Field(min_length=1)
     links: list[CameraLink] = Field(default_factory=list, description="Camera topology for re-identification.")
 

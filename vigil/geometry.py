@@ -38,7 +38,7 @@ def _unit(vector: Point, what: str) -> np.ndarray:
 class _Shape(BaseModel):
     """Frozen, so the cached arrays below cannot go stale; compared on its fields (the caches hold numpy arrays)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, type(self)):

@@ -22,7 +22,7 @@ VEHICLE_CLASSES = (2, 3, 5, 7)
 class PrivacyConfig(BaseModel):
     """The camera file's `privacy:` of one camera."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     blur: list[BlurTarget] = Field(default_factory=list, description="Blurred before a frame is stored: faces, "
                                    "plates (licence plates, searched at the ends of the detected vehicles).")

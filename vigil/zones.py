@@ -23,7 +23,8 @@ class Zone(BaseModel):
     `rules` overrides the anomaly rules' settings inside this zone (over the camera's `rules:`, over the rules'
     defaults); which rules and settings exist is checked when the anomaly job starts."""
 
-    model_config = ConfigDict(frozen=True)  # the cached arrays below must not go stale
+    # frozen: the cached arrays below must not go stale; strict: a misspelt key or a NaN coordinate is an error
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str
     kind: Literal["traffic", "pedestrian", "restricted"] = "traffic"

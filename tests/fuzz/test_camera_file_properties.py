@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -196,3 +197,35 @@ def test_a_folder_or_a_missing_file_is_named(tmp_path):
             assert str(path) in str(exc) and reason in str(exc)
         else:
             raise AssertionError(f"{path} loaded")
+
+
+BASE = """
+cameras:
+  - id: a
+    url: a.mp4
+    zones:
+      - {name: road, polygon: [[0, 0], [100, 0], [100, 50]], direction: [1, 0]}
+    privacy: {blur: [faces]}
+  - id: b
+    url: b.mp4
+links:
+  - {from_camera: a, to_camera: b, min_transit_s: 1, max_transit_s: 9}
+"""
+
+
+@pytest.mark.parametrize("old, new, named", [
+    ("    zones:\n", "    zone:\n", "zone"),                                         # misspelt camera key
+    ("{name: road,", "{name: road, directon: [1, 0],", "directon"),                  # misspelt zone key
+    ("privacy: {blur: [faces]}", "privacy: {blurr: [faces]}", "blurr"),               # misspelt privacy key
+    ("max_transit_s: 9}", "max_transit: 9}", "max_transit"),                          # misspelt link key
+    ("links:\n", "link:\n", "link"),                                                  # misspelt top-level key
+    ("[100, 0], [100, 50]]", "[100, .nan], [100, 50]]", "polygon"),                  # NaN coordinate
+    ("direction: [1, 0]", "direction: [.inf, 0]", "direction"),                      # infinite direction
+    ("min_transit_s: 1", "min_transit_s: .nan", "min_transit_s"),                    # NaN transit
+])
+def test_a_misspelt_key_or_a_nan_is_named_not_dropped(old, new, named):
+    assert not isinstance(load(BASE), CameraConfigError), "the base document is valid"
+    assert old in BASE
+    result = load(BASE.replace(old, new))
+    assert isinstance(result, CameraConfigError), f"{new!r} loaded silently"
+    assert named in str(result)
