@@ -52,11 +52,13 @@ class Services:
         self.stats = {}
         self.rss: dict[str, list[float]] = {}
 
-    def start(self, name: str, *args: str) -> None:
-        stats = self.settings.data_dir / f"{name}-stats.json"
-        self.stats[name] = stats
-        log = open(self.settings.data_dir / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}", *args, "--stats-file", str(stats)],
+    def start(self, name: str, *args: str, key: str | None = None) -> None:
+        """Start `services.<name>`; `key` names a second instance of one service (e.g. a second ingest)."""
+        key = key or name
+        stats = self.settings.data_dir / f"{key}-stats.json"
+        self.stats[key] = stats
+        log = open(self.settings.data_dir / f"{key}.log", "ab")
+        self.procs[key] = subprocess.Popen([sys.executable, "-m", f"services.{name}", *args, "--stats-file", str(stats)],
                                             env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def read(self, name: str) -> dict:
@@ -84,7 +86,8 @@ class Services:
                 proc.kill()
 
     def stop_all(self) -> None:
-        for name in ("ingest", "infer", "reid", "sink"):
+        for name in ["ingest", *(k for k in self.procs if k not in ("ingest", "infer", "reid", "sink")), "infer", "reid",
+                     "sink"]:
             self.stop(name)
 
     def rss_summary(self) -> dict:
