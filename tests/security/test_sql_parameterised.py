@@ -14,6 +14,7 @@ SQL_CALLS = {"query", "command", "query_df", "query_np", "query_arrow", "raw_que
 
 # (file, enclosing function) -> why its dynamic SQL text carries no caller's value
 REVIEWED = {
+    ("vigil/outputs/clickhouse.py", "_check"): "DESCRIBE TABLE of a table name from the TABLES constant (never from input)",
     ("app/cli.py", "cmd_sql"): "the analyst's own statement, run read-only (readonly=1) unless --write; values via --param",
     ("app/cookbook.py", "run"): "a query of the COOKBOOK constant; camera and period as parameters",
     ("app/demo.py", "run_demo"): "queries of the SUMMARY_QUERIES and ANALYST_QUERIES constants; the window as parameters",
