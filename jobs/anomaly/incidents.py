@@ -9,8 +9,9 @@ incidents and folds each event into one of them:
   than `merge_gap_s` after the incident's latest evidence;
 - otherwise it **opens** a new incident with the deterministic id `<camera_id>:<kind>:<window_start_ms>`;
 - an incident is **cleared** once none of its tracks has been seen for `clear_after_s` (track incidents: the stopped
-  car drove off), or no event joined it for `quiet_clear_s` (camera-wide incidents), measured in the camera's own
-  event time (its frames), so an idle camera elsewhere holds nothing up.
+  car drove off), or none of its events was still present for `clear_after_s` (trackless findings a rule can still
+  see: the debris object was taken away), or no event joined it for `quiet_clear_s` (camera-wide incidents), measured
+  in the camera's own event time (its frames), so an idle camera elsewhere holds nothing up.
 
 Every change is a new revision (open → updated … → cleared), published in full, so a consumer that keeps the latest
 revision per id has the incident's state and the table of every revision is its history. Replayed events that were
@@ -40,14 +41,16 @@ PRESENCE_EVERY_MS = 1000  # how often the rules stage tells the incident stage w
 
 
 class Presence(NamedTuple):
-    """The tracks a camera's frames showed since the last Presence, up to `ts_ms` (its event time), and whether its
+    """The tracks a camera's frames showed since the last Presence, up to `ts_ms` (its event time), whether its
     lane rules are suspended then (`RuleState.suspended`: camera moved or frozen; the rules stage sends a Presence at
-    once when that changes, ahead of the frame's events)."""
+    once when that changes, ahead of the frame's events), and the ids of trackless events whose evidence the frames
+    still showed (`RuleEngine.still_present`: a debris object still in the lane)."""
 
     camera_id: str
     ts_ms: int
     track_ids: tuple
     suspended: bool = False
+    still_present: tuple = ()
 
 
 class IncidentSettings(BaseModel):
@@ -146,13 +149,17 @@ class IncidentBook:
         self.merged[event["event_id"]] = incident.incident_id
         return [incident.record(state, now_ms, suspended=self.suspended)]
 
-    def seen(self, ts_ms: int, track_ids, now_ms: int, suspended: bool | None = None) -> list[dict]:
-        """The camera's frames up to `ts_ms` showed `track_ids`: refresh incidents holding them, and clear those
-        whose evidence has gone (their revisions). `suspended` (None: unchanged) is whether the camera's lane rules
-        are suspended now; when it changes, every incident still open gets a revision saying so."""
-        present, cleared = set(track_ids), []
+    def seen(self, ts_ms: int, track_ids, now_ms: int, suspended: bool | None = None,
+             still_present=()) -> list[dict]:
+        """The camera's frames up to `ts_ms` showed `track_ids` and still showed the evidence of the events
+        `still_present`: refresh incidents holding them, and clear those whose evidence has gone (their revisions).
+        `suspended` (None: unchanged) is whether the camera's lane rules are suspended now; when it changes, every
+        incident still open gets a revision saying so."""
+        present, events, cleared = set(track_ids), set(still_present), []
         for incident_id, incident in list(self.open.items()):
-            if incident.track_ids:
+            if not incident.track_ids and events & set(incident.event_ids):
+                incident.last_seen_ms = max(incident.last_seen_ms, ts_ms)
+            if incident.track_ids or incident.last_seen_ms > incident.updated_ms:  # tracks, or an object seen
                 if present & set(incident.track_ids):
                     incident.last_seen_ms = max(incident.last_seen_ms, ts_ms)
                 quiet_ms = self.settings.clear_after_s * 1000

@@ -79,17 +79,22 @@ class Rules(KeyedProcessFunction):
         self.rule_state.update(engine.state)
         # which tracks the camera showed, once a second of its event time, for the incident stage's clearing, and
         # whether its lane rules are suspended (camera moved, frozen): at once when that changes, ahead of the events
+        # and which trackless findings are still in view (debris: the object is still there)
         suspended = engine.state.suspended_since_ms is not None
-        last_ts, seen, *was_suspended = self.presence.value() or (None, set(), False)
+        last_ts, seen, was_suspended, present = (*(self.presence.value() or (None, set(), False)), set(), set())[:4]
         seen |= {int(t) for t in frame.detections.tracker_id if t >= 0}
-        if was_suspended != [suspended]:
-            yield Presence(camera_id, int(frame.ts_ms), tuple(sorted(seen)), suspended)
-            last_ts, seen = int(frame.ts_ms), set()
+        present |= engine.still_present(int(frame.ts_ms))
+
+        def presence():
+            return Presence(camera_id, int(frame.ts_ms), tuple(sorted(seen)), suspended, tuple(sorted(present)))
+        if was_suspended != suspended:
+            yield presence()
+            last_ts, seen, present = int(frame.ts_ms), set(), set()
         yield from events
         if last_ts is None or frame.ts_ms - last_ts >= PRESENCE_EVERY_MS:
-            yield Presence(camera_id, int(frame.ts_ms), tuple(sorted(seen)), suspended)
-            last_ts, seen = int(frame.ts_ms), set()
-        self.presence.update((last_ts, seen, suspended))
+            yield presence()
+            last_ts, seen, present = int(frame.ts_ms), set(), set()
+        self.presence.update((last_ts, seen, suspended, present))
 
 
 def incident_uris(frame_store_uri: str):
@@ -118,7 +123,7 @@ class Incidents(KeyedProcessFunction):
         book.settings = self.settings  # settings come from the job's start, not the checkpoint
         now_ms = int(time.time() * 1000)
         if isinstance(value, Presence):
-            revisions = book.seen(value.ts_ms, value.track_ids, now_ms, value.suspended)
+            revisions = book.seen(value.ts_ms, value.track_ids, now_ms, value.suspended, value.still_present)
         else:
             revisions = book.observe(value, now_ms, self.uris)
         self.book.update(book)

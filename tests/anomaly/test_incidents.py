@@ -64,6 +64,19 @@ def test_clears_when_its_tracks_are_gone_and_camera_wide_when_quiet():
     assert [c["kind"] for c in cleared] == ["crowding"] and not book.open
 
 
+def test_a_trackless_incident_stays_open_while_its_event_is_still_present():
+    """Debris: the rules stage lists the event as still present while the object is reported; the incident clears
+    clear_after_s after the last such report, not quiet_clear_s after it fired."""
+    book = IncidentBook(IncidentSettings(clear_after_s=10, quiet_clear_s=30))
+    debris = event("debris", 0, [], "lane-1", key="lane-1:0")
+    book.observe(debris, 1, uris)
+    for second in range(10, 120, 1):
+        assert book.seen(T0 + second * 1000, [], 2, still_present=[debris["event_id"]]) == [], second
+    assert book.seen(T0 + 125_000, [], 3, still_present=["cam:debris:other"]) == []  # gone 5 s: still open
+    cleared = book.seen(T0 + 130_000, [], 4)
+    assert [(c["state"], c["cleared_ms"] - T0) for c in cleared] == [("cleared", 130_000)]
+
+
 def test_severity_follows_kind_score_and_duration():
     assert severity("stopped_vehicle", 7, 6, 0) == "medium"
     assert severity("stopped_vehicle", 13, 6, 0) == "high"

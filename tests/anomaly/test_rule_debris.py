@@ -100,3 +100,47 @@ def test_settings_per_zone_and_their_validation():
     assert run(RuleEngine("cam", off), frames) == []
     with pytest.raises(RuleSettingsError, match="rule 'debris': seconds: Input should be greater than 0"):
         RuleEngine("cam", LANES, {"debris": {"seconds": 0}})
+
+
+class _State:  # a Flink ValueState
+    def __init__(self):
+        self._value = None
+
+    def value(self):
+        return self._value
+
+    def update(self, value):
+        self._value = value
+
+
+def _incidents_of(frames):
+    """The incident revisions the job's rules and incident stages make of one camera's frames."""
+    from jobs.anomaly.incidents import IncidentBook
+    from jobs.anomaly.job import Incidents, Rules
+
+    rules = Rules({"cam": LANES}, {})
+    rules.rule_state, rules.presence, rules.engines = _State(), _State(), {"cam": RuleEngine("cam", LANES)}
+    incidents = Incidents(None, "")
+    incidents.book, incidents.settings = _State(), IncidentBook().settings
+    incidents.uris = lambda camera_id, incident_id: (f"file:///{incident_id}.jpg", f"file:///{incident_id}.mp4")
+    return [r for f in frames for out in rules.process_element(("cam", f), None)
+            for r in incidents.process_element(out, None)]
+
+
+def test_the_debris_incident_stays_open_while_the_object_stays_and_clears_once_it_is_taken_away():
+    """The object lies in the lane from 4 s to 100 s (far past the incident stage's 30 s quiet clearing); its
+    incident opens at 10 s, is still open at 100 s, and clears clear_after_s (10 s) after it was last reported."""
+    frames = [scene(i * 200, regions=[(OBJECT, 4000)] if 4000 <= i * 200 < 100_000 else []) for i in range(650)]
+    revisions = _incidents_of(frames)
+    assert [(r["kind"], r["state"]) for r in revisions] == [("debris", "open"), ("debris", "cleared")], revisions
+    cleared_ms = revisions[-1]["cleared_ms"]
+    assert 100_000 + 10_000 - 1000 <= cleared_ms <= 100_000 + 10_000 + 1000, cleared_ms
+    assert revisions[-1]["severity"] == "high", "there for over a minute"
+
+
+def test_a_debris_incident_whose_object_is_gone_at_once_clears_after_the_quiet_time():
+    """Reported only until it fired (a ghost, a puddle drying): nothing holds the incident; quiet_clear_s (30 s)."""
+    frames = [scene(i * 200, regions=[(OBJECT, 4000)] if 4000 <= i * 200 <= 10_000 else []) for i in range(300)]
+    revisions = _incidents_of(frames)
+    assert [r["state"] for r in revisions] == ["open", "cleared"]
+    assert 40_000 - 1000 <= revisions[-1]["cleared_ms"] <= 40_000 + 1000

@@ -215,6 +215,12 @@ class Rule:
         `scene.zones[i]` (the rule checks `enabled` itself). Not called while the lane rules are suspended."""
         return []
 
+    def still_present(self, camera_id: str, state: RuleState, now_ms: int) -> list[str]:
+        """Event ids of this rule's trackless findings whose evidence this camera still shows at `now_ms` (debris:
+        the object is still there). The incident stage keeps their incidents open while they are listed, as it does
+        a track incident while its tracks are seen."""
+        return []
+
     def explained(self, scene: Scene, event: dict) -> bool:
         """Whether this rule's findings explain another rule's event of this frame (a kind in `explains`): the
         engine then drops it. Called after `check_zones`."""
@@ -223,10 +229,13 @@ class Rule:
     def event(self, scene: Scene, start_ms: int, end_ms: int, score: float, threshold: float, track_ids: list,
               zone: Zone | None, key) -> dict:
         """An AnomalyEvent of this rule; `key` makes the event id unique per camera and rule (a track id, a bucket)."""
-        return dict(event_id=f"{scene.camera_id}:{self.kind}:{key}", camera_id=scene.camera_id, kind=self.kind,
+        return dict(event_id=self.event_id(scene.camera_id, key), camera_id=scene.camera_id, kind=self.kind,
                     window_start_ms=int(start_ms), window_end_ms=int(end_ms), score=float(score),
                     threshold=float(threshold), track_ids=list(track_ids),
                     zone=zone.name if zone is not None else None, top_cells=[], model_version=None, emitted_ts_ms=0)
+
+    def event_id(self, camera_id: str, key) -> str:
+        return f"{camera_id}:{self.kind}:{key}"
 
     def params(self, where: str, *layers: dict) -> RuleParams:
         """The rule's settings with `layers` of overrides applied in order, or a RuleSettingsError saying where."""
@@ -326,6 +335,10 @@ class RuleEngine:
         for track_id in [t for t, h in tracks.items() if now - h.points[-1][0] > self.history_ms]:
             del tracks[track_id]
         return events
+
+    def still_present(self, now_ms: int) -> set[str]:
+        """Event ids of trackless findings still in view at `now_ms`, the latest frame's time (`Rule.still_present`)."""
+        return {event_id for rule in self.rules for event_id in rule.still_present(self.camera_id, self.state, now_ms)}
 
     def _zone_rules(self, scene: Scene, events: list[dict]) -> list[dict]:
         """The zone rules' events added to the frame's, less the events they explain (whose tracks may fire again)."""

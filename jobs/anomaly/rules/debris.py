@@ -12,8 +12,9 @@ at that moment (a car passing over it: it fires after).
 
 The car camera's detector boxes a static object as a car that never moved; the stopped-vehicle event of such a track
 on an unexplained region is this rule's (`explains`): one incident, debris. The event has the zone and no tracks (an
-object is no track), so its incident clears `quiet_clear_s` after it fired, while a vehicle's clears when the vehicle
-leaves. A region is matched from frame to frame by overlap; one that fired is remembered for `FIRED_MEMORY_MS`, so an
+object is no track); while the object is still reported the rule lists the event as still present
+(`still_present`), and the incident stage keeps its incident open for as long as that lasts, as it does a vehicle's
+while the vehicle is seen, and clears it `clear_after_s` after the object was last seen (removed). A region is matched from frame to frame by overlap; one that fired is remembered for `FIRED_MEMORY_MS`, so an
 object that a passing car hid for a while does not fire again.
 """
 
@@ -127,6 +128,12 @@ class Debris(Rule):
             events.append(self.event(scene, candidate.born_ms, now, (now - candidate.born_ms) / 1000,
                                      params.seconds, [], zone, key=f"{zone.name}:{candidate.born_ms}"))
         return events
+
+    def still_present(self, camera_id, state, now_ms):
+        """A fired object reported in this frame (ingest's static regions) is still there; the job gathers these over
+        a second's frames, so one frame without it changes nothing."""
+        return [self.event_id(camera_id, f"{c.zone}:{c.born_ms}") for c in state.notes.get(self.kind, [])
+                if c.fired and c.last_seen_ms >= now_ms]
 
     @staticmethod
     def _match(memory: list[Candidate], box: np.ndarray) -> Candidate | None:
