@@ -34,8 +34,7 @@ from vigil.metrics import (
     HOP_LATENCY,
     LagProbe,
     dead_letter_cause,
-    register_target,
-    serve,
+    expose,
 )
 from vigil.redact import install_log_redaction
 from vigil.statsfile import write_stats
@@ -144,6 +143,12 @@ class Handler(ABC):
     def stats(self) -> dict:
         return {}
 
+    def commit_floor(self) -> dict[tuple[str, int], int]:
+        """(topic as deployed, partition) -> the lowest offset the handler still needs after a restart, for state it
+        holds in memory (the embed service's open tracks). The runtime commits no further on those partitions, so a
+        restarted service reads those records again and rebuilds what it held. Empty: commit everything handled."""
+        return {}
+
 
 class StreamService:
     """Consume `inputs`, decode against the topic registry, hand batches to `handler`, flush `outputs`, commit.
@@ -212,6 +217,18 @@ class StreamService:
             self._last_flush = now
         return pending >= self.flush_rows or (due and (pending > 0 or uncommitted))
 
+    def _commit(self, consumer) -> None:
+        """Commit what was handled and flushed, held back on partitions where the handler still needs records."""
+        floor = self.handler.commit_floor()
+        if not floor:
+            consumer.commit(asynchronous=False)
+            return
+        offsets = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
+        for tp in offsets:
+            tp.offset = min(tp.offset, floor.get((tp.topic, tp.partition), tp.offset))
+        if offsets:
+            consumer.commit(offsets=offsets, asynchronous=False)
+
     def run(self, stop: threading.Event, stats_file: Path | None = None) -> None:
         consumer = make_consumer(self.settings, self.group_id, list(self.by_deployed_name), **self.consumer_overrides)
         uncommitted, last_log = False, time.monotonic()
@@ -248,7 +265,7 @@ class StreamService:
                         break
                     continue  # not acknowledged: the offsets stay; the records come again on restart
                 if uncommitted:
-                    consumer.commit(asynchronous=False)
+                    self._commit(consumer)
                     uncommitted = False
                 if stats_file:
                     write_stats(stats_file, self.stats())
@@ -335,11 +352,8 @@ def main(prog: str, description: str, build: Callable[[argparse.Namespace], Any]
         logging.getLogger(f"vigil.{name}").error("%s", exc)
         return 2
     metrics_settings = getattr(service, "settings", None) or Settings()
-    registered = None
     try:
-        if serve(metrics_settings.metrics_port, metrics_settings.metrics_host) and metrics_settings.prometheus_embedded \
-                and metrics_settings.metrics_host in ("127.0.0.1", "localhost"):
-            registered = register_target(metrics_settings, name, metrics_settings.metrics_port)
+        registered = expose(metrics_settings, name)
     except OSError as exc:
         logging.getLogger(f"vigil.{name}").error("cannot serve metrics on %s:%d: %s", metrics_settings.metrics_host,
                                                  metrics_settings.metrics_port, exc)

@@ -19,8 +19,12 @@ and this service crops, embeds (Triton) and summarises the tracks afterwards, at
 - At-least-once through the service runtime: offsets are committed after the summaries are acknowledged; embedder
   outages stall and retry the batch; undecodable messages, inconsistent detections and unreadable frames are
   dead-lettered with the reason (an unreadable frame still ends the tracks it lists).
-- Summaries live in memory: after a restart of this service, a track that goes on is summarised again from the
-  records after the committed offset (ClickHouse keeps the highest sequence of a track).
+- Open tracks live in memory, so the committed offset is held back to the first record of the oldest open track
+  (`Handler.commit_floor`; at most `reid_replay_max_s` of capture time back): a service killed mid-track reads
+  those records again on restart and rebuilds the track, so its summaries, the final one included, still come out.
+  Tracks that ended in the replayed span are summarised again with the same ids and sequences (at-least-once;
+  ClickHouse keeps one row per track, the highest sequence). A track older than `reid_replay_max_s` at the kill is
+  summarised from the replayed part only.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class ReidEmbedSettings(ReidStageSettings):
     reid_max_wait_ms: int = Field(50, ge=1, description="Longest wait to fill a batch.")
     track_idle_ms: int = Field(5_000, ge=100, description="A camera silent this long (wall time) has all its tracks "
                                "ended, with final summaries.")
+    reid_replay_max_s: float = Field(300.0, ge=0, description="Longest span of capture time the committed offset is "
+                                     "held back for open tracks (what a restart re-reads to rebuild them); 0 = none.")
 
 
 class EmbedTracks(Handler):
@@ -61,6 +67,8 @@ class EmbedTracks(Handler):
         self.settings, self.stage, self.store, self.dead_letters = settings, stage, store, dead_letters
         self.last_record_wall: dict[str, float] = {}
         self.frames, self.frames_read, self.batches = 0, 0, 0
+        # (camera, track id) -> (topic, partition, offset, capture ms) of the record its open track began on
+        self.track_start: dict[tuple[str, int], tuple[str, int, int, int]] = {}
         self._tracer = tracer("vigil.reid")
 
     def _pixels(self, incoming: Incoming, tracked: Detections) -> np.ndarray | None:
@@ -93,6 +101,10 @@ class EmbedTracks(Handler):
             if rgb is None:  # dead-lettered; the tracks the tracker ended on it still end
                 tracked, rgb = Detections.empty(), NO_PIXELS
             camera_id = frame["camera_id"]
+            message = incoming.message
+            for track_id in tracked.tracker_id[tracked.tracker_id >= 0]:
+                self.track_start.setdefault((camera_id, int(track_id)), (message.topic(), message.partition(),
+                                                                         message.offset(), frame["capture_ts_ms"]))
             with self._tracer.start_as_current_span("reid.frame", context=context_from(frame["trace_context"]),
                                                     attributes={"camera.id": camera_id}):
                 self.stage.observe(camera_id, frame["capture_ts_ms"], tracked, rgb, record["ended_track_ids"])
@@ -100,8 +112,25 @@ class EmbedTracks(Handler):
             self.frames += 1
         if not self.stage.finish_batch(stop):
             return False
+        self._forget_ended()
         self.batches += 1
         return True
+
+    def _forget_ended(self) -> None:
+        open_tracks = self.stage.summaries.tracks
+        self.track_start = {key: start for key, start in self.track_start.items() if key in open_tracks}
+
+    def commit_floor(self) -> dict[tuple[str, int], int]:
+        """The first record of the oldest open track per partition, within `reid_replay_max_s` of capture time."""
+        if not self.track_start or self.settings.reid_replay_max_s <= 0:
+            return {}
+        latest = max(self.stage.last_capture_ms.values(), default=max(s[3] for s in self.track_start.values()))
+        horizon = latest - self.settings.reid_replay_max_s * 1000
+        floor: dict[tuple[str, int], int] = {}
+        for topic, partition, offset, capture_ms in self.track_start.values():
+            if capture_ms >= horizon:
+                floor[(topic, partition)] = min(offset, floor.get((topic, partition), offset))
+        return floor
 
     def end_idle_tracks(self, idle_ms: int | None = None, resumable: bool = True) -> int:
         """End the open tracks of cameras without records for `idle_ms` (wall time). Returns how many summaries."""
@@ -111,6 +140,7 @@ class EmbedTracks(Handler):
             if (now - seen) * 1000 >= idle_ms:
                 published += self.stage.camera_ended(camera_id, resumable=resumable)
                 del self.last_record_wall[camera_id]
+        self._forget_ended()
         return published
 
     def idle(self) -> None:

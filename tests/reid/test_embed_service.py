@@ -124,6 +124,35 @@ def test_an_unreadable_frame_is_dead_lettered_and_its_ended_tracks_still_end(ser
     assert {topic for topic, _, _ in output.records} == {DEADLETTER, TRACKS}
 
 
+def test_the_committed_offset_is_held_at_the_first_record_of_the_oldest_open_track(service):
+    """What a SIGKILL would lose (open tracks live in memory) is re-read on restart: the runtime commits no further
+    than the first record of the oldest open track, and moves on once it ended."""
+    handler, output, store = service
+    box, two = [[40, 40, 100, 160]], [[40, 40, 100, 160], [150, 40, 210, 160]]
+    assert handler.commit_floor() == {}, "nothing open: commit everything handled"
+    assert handler.handle([batch_record(store, 0, [], []), batch_record(store, 1, box, [3])], threading.Event())
+    assert handler.commit_floor() == {("detections.v1", 0): 1}
+    assert handler.handle([batch_record(store, 2, two, [3, 4]), batch_record(store, 3, two, [3, 4])], threading.Event())
+    assert handler.commit_floor() == {("detections.v1", 0): 1}, "the oldest open track holds it"
+    assert handler.handle([batch_record(store, 4, box, [4], ended=[3])], threading.Event())
+    assert handler.commit_floor() == {("detections.v1", 0): 2}, "track 3 ended: held at track 4's first record"
+    assert handler.handle([batch_record(store, 5, [], [], ended=[4])], threading.Event())
+    assert handler.commit_floor() == {}
+    assert [s["track_id"] for s in output.of("TrackSummary")] == [3, 4]
+
+
+def test_a_track_older_than_the_replay_limit_no_longer_holds_the_offset(tmp_path):
+    settings = ReidEmbedSettings(data_dir=tmp_path, reid_embed_every=1, reid_replay_max_s=1.0)
+    output, store = Recorded(), LocalFrameStore(tmp_path / "frames")
+    handler = EmbedTracks(settings, ReidStage(settings, output, store, Embedder()), store,
+                          DeadLetters(output, "reid-embed", settings))
+    box = [[40, 40, 100, 160]]
+    assert handler.handle([batch_record(store, i, box, [3]) for i in range(5)], threading.Event())  # 0.8 s
+    assert handler.commit_floor() == {("detections.v1", 0): 0}
+    assert handler.handle([batch_record(store, 5, box, [3]), batch_record(store, 6, box, [3])], threading.Event())
+    assert handler.commit_floor() == {}, "capture time 1.2 s past the track's start: past reid_replay_max_s"
+
+
 def test_inconsistent_detections_are_dead_lettered(service):
     handler, output, store = service
     incoming = batch_record(store, 0, [[40, 40, 100, 160]], [5])
