@@ -4,7 +4,8 @@
 Where spans go is configuration (`configure_tracing`, called by every service's `main()`):
 - `VIGIL_TRACES_CLICKHOUSE=true`: into ClickHouse's `otel_traces`, in the OpenTelemetry Collector's layout
   (`vigil.trace_store`); the embedded demo does this.
-- `OTEL_EXPORTER_OTLP_ENDPOINT` set and an OTLP exporter package installed: to that Collector.
+- `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) set: to that Collector over OTLP/HTTP, JSON encoding
+  (`vigil.otlp_json`; the protobuf exporters cannot be installed beside Triton's gRPC client).
 - neither: spans are created and dropped, at negligible cost.
 `VIGIL_TRACE_SAMPLE_RATIO` samples whole traces at ingest (children follow their parent's decision).
 """
@@ -12,7 +13,6 @@ Where spans go is configuration (`configure_tracing`, called by every service's 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from opentelemetry import trace
@@ -21,6 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+
+from vigil.otlp_json import OTLPJsonSpanExporter, endpoint_from_env
 
 log = logging.getLogger("vigil.telemetry")
 
@@ -52,15 +54,9 @@ def _ensure_provider(service_name: str) -> TracerProvider:
     with _lock:
         if _provider is None:
             _provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=_sampling)
-            if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-                try:
-                    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-                    _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-                    _exporting.add("otlp")
-                except ImportError:
-                    log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but no OTLP exporter is installed "
-                                "(pip install opentelemetry-exporter-otlp-proto-http); spans are not exported")
+            if endpoint_from_env():
+                _provider.add_span_processor(BatchSpanProcessor(OTLPJsonSpanExporter()))
+                _exporting.add("otlp")
             trace.set_tracer_provider(_provider)
         return _provider
 
