@@ -4,7 +4,7 @@ The runtime (consume, dead letters, lag, batches), the Kafka and ClickHouse outp
 frames, inference drops and Triton calls, events by kind) update these; a process serves them on
 `VIGIL_METRICS_PORT` (0 = not served) at /metrics. The PyFlink jobs report through Flink's own Prometheus reporter
 (`vigil.flink_env`), with their user metrics under the same `vigil_` names. Alert rules over these names live in
-`infra/terraform/modules/monitoring/files/vigil-alerts.yml`: the embedded Prometheus and the Terraform deployment load
+`infra/terraform/modules/services/files/vigil-alerts.yml`: the embedded Prometheus and the Terraform deployment load
 that one file.
 
 /metrics answers without authentication, as Prometheus exporters normally do (the scraper sends no credentials): it
@@ -20,7 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger("vigil.metrics")
 
@@ -56,6 +57,10 @@ DRIFT = Gauge("vigil_drift_psi", "Population stability index of a camera's featu
 DRIFTED = Gauge("vigil_camera_drifted", "1 while the camera is in a drift episode (significant PSI over the threshold "
                 "for consecutive checks), else 0.", ["camera"])
 DRIFT_EVENTS = Counter("vigil_drift_events", "Drift events raised, per camera.", ["camera"])
+HTTP_REQUESTS = Counter("vigil_http_requests", "HTTP requests answered by the console and the re-ID API, per service, "
+                        "route (its template, not the URL), method and status.", ["service", "route", "method", "status"])
+HTTP_LATENCY = Histogram("vigil_http_request_seconds", "Time to answer an HTTP request (WebSockets: not counted), per "
+                         "service and route.", ["service", "route"], buckets=CALL_BUCKETS)
 
 _served: dict[tuple[str, int], object] = {}
 _lock = threading.Lock()
@@ -71,6 +76,64 @@ def serve(port: int, host: str = "127.0.0.1") -> int:
             _served[(host, port)] = server
             log.info("metrics on http://%s:%d/metrics", host, port)
     return port
+
+
+def expose(settings, name: str) -> Path | None:
+    """What a process does at start: serve /metrics on VIGIL_METRICS_PORT (0 = not at all) and, in the embedded stack,
+    register it as a Prometheus target: that target file (remove it at exit), or None. OSError: the port is taken."""
+    port = serve(settings.metrics_port, settings.metrics_host)
+    if port and settings.prometheus_embedded and settings.metrics_host in ("127.0.0.1", "localhost"):
+        return register_target(settings, name, port)
+    return None
+
+
+def instrument_app(app, service: str) -> None:
+    """Count and time every HTTP request of a FastAPI app (`HTTP_REQUESTS`, `HTTP_LATENCY`) by route template."""
+    @app.middleware("http")
+    async def measured(request, call_next):
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(service, template, request.method, str(status)).inc()
+            HTTP_LATENCY.labels(service, template).observe(time.perf_counter() - started)
+
+
+class StatsCollector:
+    """A process's running figures (a dict of counts, read at scrape time) as metrics: `counters` become
+    `<prefix>_<key>_total` counters and `gauges` `<prefix>_<key>` gauges. Register it once, unregister on shutdown."""
+
+    def __init__(self, prefix: str, help_text: str, read, counters: tuple = (), gauges: tuple = ()):
+        self.prefix, self.help, self.read, self.counters, self.gauges = prefix, help_text, read, counters, gauges
+
+    def collect(self):
+        values = self.read()
+        for key in self.counters:
+            family = CounterMetricFamily(f"{self.prefix}_{key}", f"{self.help}: {key.replace('_', ' ')}.")
+            family.add_metric([], float(values.get(key, 0)))
+            yield family
+        for key in self.gauges:
+            family = GaugeMetricFamily(f"{self.prefix}_{key}", f"{self.help}: {key.replace('_', ' ')}.")
+            family.add_metric([], float(values.get(key, 0)))
+            yield family
+
+    def register(self) -> StatsCollector:
+        try:
+            REGISTRY.register(self)
+        except ValueError:  # a second app of the same kind in this process (tests): the first one reports
+            log.debug("%s metrics already registered in this process", self.prefix)
+        return self
+
+    def unregister(self) -> None:
+        try:
+            REGISTRY.unregister(self)
+        except KeyError:
+            pass
 
 
 def dead_letter_cause(reason: str) -> str:

@@ -35,6 +35,7 @@ from services.console.settings import ConsoleSettings
 from services.console.users import UserStore
 from vigil import redact, tls
 from vigil.auth import TokenStore
+from vigil.metrics import StatsCollector, expose, instrument_app
 
 log = logging.getLogger("vigil.console")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -87,12 +88,18 @@ def create_app(settings: ConsoleSettings | None = None, incident_store=None, pub
                       publish=publish or (lambda record: publish_verdict(settings, record)), s3_store=store,
                       tokens=TokenStore.of(settings))
 
+    collector = StatsCollector("vigil_console", "The console's live feed",
+                               lambda: {**hub.counters, "clients": len(hub.clients), "cameras": len(hub.cameras)},
+                               counters=tuple(hub.counters), gauges=("clients", "cameras"))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         hub.start(asyncio.get_running_loop())
+        collector.register()
         try:
             yield
         finally:
+            collector.unregister()
             hub.stop()
 
     app = FastAPI(title="Vigil operator console", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
@@ -104,6 +111,7 @@ def create_app(settings: ConsoleSettings | None = None, incident_store=None, pub
                               "(the same here), operator (also acknowledges, confirms, rejects), admin (also "
                               "manages users).")
     app.state.console = console
+    instrument_app(app, "console")
     for router in (auth.router, auth.users_router, cameras.router, incidents.router, live.router):
         app.include_router(router)
 
@@ -190,10 +198,19 @@ def main(argv: list[str] | None = None) -> int:
     except (CameraConfigError, ValueError) as exc:
         print(f"error: {exc}", flush=True)
         return 2
+    try:
+        registered = expose(settings, "console")
+    except OSError as exc:
+        print(f"error: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}", flush=True)
+        return 2
     print(f"Vigil console on {tls.scheme(settings)}://{settings.console_host}:{settings.console_port}/ "
           f"({len(users)} users in {settings.users_path}, {len(app.state.console.tokens)} API tokens)", flush=True)
-    uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_level="info", ws="websockets-sansio",
-                ws_max_size=1 << 20, **https)
+    try:
+        uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_level="info",
+                    ws="websockets-sansio", ws_max_size=1 << 20, **https)
+    finally:
+        if registered:
+            registered.unlink(missing_ok=True)
     return 0
 
 

@@ -15,7 +15,9 @@ At-least-once through the service runtime; a replay re-judges the same capture t
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,14 @@ from vigil.runtime import main as run_main
 from vigil.topics import DETECTIONS, EVENTS
 
 log = logging.getLogger("vigil.drift")
+
+
+def remedy_command(camera_id: str, since_ms: int, until_ms: int) -> str:
+    """The `vigil review-export` command that exports the drifted window's most uncertain frames for review."""
+    def iso(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (f"vigil review-export --camera {shlex.quote(camera_id)} --since {iso(since_ms)} --until {iso(until_ms + 1000)} "
+            f"--out {shlex.quote(f'review-{camera_id}-{iso(since_ms)[:10]}')}")
 
 
 class DriftServiceSettings(Settings):
@@ -118,8 +128,8 @@ class JudgeDrift(Handler):
         self.output.write(EVENTS, "AnomalyEvent", event, key=verdict.camera_id.encode(), timestamp_ms=verdict.ts_ms)
         DRIFT_EVENTS.labels(verdict.camera_id).inc()
         self.events += 1
-        log.warning("camera %s drifted from its baseline: %s; review its frames with `vigil review-export --camera %s`",
-                    verdict.camera_id, ", ".join(event["top_cells"]), verdict.camera_id)
+        log.warning("camera %s drifted from its baseline: %s; review its frames with `%s`", verdict.camera_id,
+                    ", ".join(event["top_cells"]), remedy_command(verdict.camera_id, start, verdict.ts_ms))
 
     def stats(self) -> dict:
         return {"frames": self.frames, "checks": self.checks, "drift_events": self.events,

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from vigil import redact, tls
 from vigil.auth import Principal, TokenStore, require_token
 from vigil.config import Settings
+from vigil.metrics import expose, instrument_app
 from vigil.reid_embedding import crop_boxes
 
 
@@ -104,6 +105,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                               "Needs an API token of role analyst or higher (`Authorization: Bearer <token>`); "
                               "a token scoped to cameras sees only theirs.")
     app.state.tokens = TokenStore.of(settings)
+    instrument_app(app, "reid-api")
     analyst = Depends(require_token("analyst", lambda request: request.app.state.tokens))
 
     @lru_cache(maxsize=1)
@@ -282,5 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("vigil.reid.api").warning(
             "no API tokens in %s or VIGIL_API_TOKENS: every request will be refused; issue one with "
             "`vigil api-token add NAME --role analyst`", settings.tokens_path)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **https)
+    try:
+        registered = expose(settings, "reid-api")
+    except OSError as exc:
+        print(f"error: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}", flush=True)
+        return 2
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **https)
+    finally:
+        if registered:
+            registered.unlink(missing_ok=True)
     return 0

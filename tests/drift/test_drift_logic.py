@@ -67,3 +67,17 @@ def test_the_baseline_is_saved_and_loaded_as_it_was(tmp_path):
     restarted = CameraDrift("c", SETTINGS, loaded)  # judges from its first window, no new reference period
     verdicts = run(restarted, rng, 30, 100_000, brightness=0.5, blur=0.4)
     assert verdicts and verdicts[-1].drifted
+
+
+def test_the_remedy_the_service_logs_is_a_review_export_command_the_cli_accepts():
+    """The drift warning names the labelling loop's command with the drifted window filled in, and it parses."""
+    import shlex
+
+    from app.cli import build_parser
+    from services.drift.service import remedy_command
+
+    command = remedy_command("car park", 1_796_041_200_000, 1_796_041_260_000)
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert args.camera == "car park" and args.func.__name__ == "cmd_review_export"
+    assert (args.since, args.until) == ("2026-11-30T12:20:00Z", "2026-11-30T12:21:01Z")
+    assert args.out.startswith("review-car park-")

@@ -32,10 +32,11 @@ locals {
   data_dir = "/var/lib/vigil"
   base_env = merge(var.common_env, { VIGIL_DATA_DIR = local.data_dir })
 
-  # Prometheus metrics (vigil/metrics.py): the components built on the service runtime serve /metrics on this port;
+  # Prometheus metrics (vigil/metrics.py): every component serves /metrics on this port (the console and the re-ID API
+  # their HTTP requests and live feed);
   # their pods carry the prometheus.io annotations, and the alert rules ship as ConfigMap vigil-prometheus-rules.
   metrics_port = 9400
-  scraped      = ["ingest", "infer", "reid-embed", "sink", "sink-feeds", "evidence", "drift"]
+  scraped      = ["ingest", "infer", "reid-embed", "sink", "sink-feeds", "evidence", "drift", "console", "reid-api"]
   metrics_env  = { VIGIL_METRICS_PORT = tostring(local.metrics_port), VIGIL_METRICS_HOST = "0.0.0.0" }
 
   cameras      = yamldecode(var.cameras_yaml).cameras

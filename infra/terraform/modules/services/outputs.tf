@@ -54,7 +54,7 @@ output "ingest_shards" {
 
 output "endpoints" {
   description = "In-cluster URLs of the HTTP services."
-  value       = { for name, c in local.components : name => "http://vigil-${name}.${var.namespace}.svc:${c.port}" if c.port != null }
+  value       = { for name, c in local.components : name => "http://vigil-${name}.${var.namespace}.svc:${c.service_port}" if c.service_port != null }
 }
 
 output "metrics" {

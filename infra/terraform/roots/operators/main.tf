@@ -80,9 +80,12 @@ resource "helm_release" "prometheus" {
   chart            = "prometheus"
   version          = var.versions.prometheus
   wait             = true
+  # Vigil's alert rules, the same file the embedded Prometheus loads (modules/services ships it as ConfigMap
+  # vigil-prometheus-rules too); the chart's default scrape jobs find the pods by their prometheus.io annotations
   values = [yamlencode({
     server       = { nodeSelector = var.system_node_selector }
-    alertmanager = { enabled = false }
+    serverFiles  = { "alerting_rules.yml" = yamldecode(file("${path.module}/../../modules/services/files/vigil-alerts.yml")) }
+    alertmanager = { enabled = true, nodeSelector = var.system_node_selector }
   })]
 }
 

@@ -49,8 +49,12 @@ run "renders" {
     error_message = "The sink gets its DSN from the Secret: ${jsonencode(output.env["sink"])}"
   }
   assert {
-    condition     = output.env["infer"].plain["VIGIL_METRICS_PORT"] == "9400" && output.env["infer"].plain["VIGIL_METRICS_HOST"] == "0.0.0.0" && !contains(keys(output.env["console"].plain), "VIGIL_METRICS_PORT")
-    error_message = "The runtime-based services serve metrics on 9400 for Prometheus; the console does not."
+    condition     = output.env["infer"].plain["VIGIL_METRICS_PORT"] == "9400" && output.env["infer"].plain["VIGIL_METRICS_HOST"] == "0.0.0.0" && output.env["console"].plain["VIGIL_METRICS_PORT"] == "9400"
+    error_message = "Every service, the console included, serves metrics on 9400 for Prometheus."
+  }
+  assert {
+    condition     = contains(output.metrics.components, "console") && output.endpoints["console"] == "http://vigil-console.vigil.svc:18090"
+    error_message = "The console is scraped, and its endpoint is its service port: ${jsonencode(output.endpoints)}"
   }
   assert {
     condition     = one([for m in output.manifests : m if m.kind == "Deployment" && m.metadata.name == "vigil-infer"]).spec.template.metadata.annotations["prometheus.io/port"] == "9400"
@@ -59,6 +63,17 @@ run "renders" {
   assert {
     condition     = can(yamldecode(one([for m in output.manifests : m if m.kind == "ConfigMap" && m.metadata.name == "vigil-prometheus-rules"]).data["vigil-alerts.yml"]).groups[0].rules[0].alert)
     error_message = "The alert rules ship as a ConfigMap."
+  }
+}
+
+run "datex2_feed_has_an_endpoint" {
+  command = plan
+  variables {
+    feed_outputs = ["datex2", "webhook"]
+  }
+  assert {
+    condition     = output.endpoints["sink-feeds"] == "http://vigil-sink-feeds.vigil.svc:18091"
+    error_message = "The DATEX II feed's endpoint is an output: ${jsonencode(output.endpoints)}"
   }
 }
 
