@@ -2,19 +2,30 @@
 durable broker (VIGIL_KAFKA_STORAGE=s3), SIGKILL one component mid-stream, restart it, and compare what ClickHouse
 holds with an uninterrupted run of the same input.
 
+The load script streams the stopped-vehicle clip (app/scenarios.py: the car footage with a car held still for 10 s
+from 16 s on, in two traffic lanes) through the services and both per-frame PyFlink jobs (the anomaly job with its
+incident stage, and the traffic job), so the kill of either job is judged on real output: the stopped-vehicle
+events and incident, traffic bins and vehicle passages. A killed job is restarted with `--restore latest` (its last
+completed checkpoint, every 2 s).
+
     .venv/bin/python load/chaos.py --out load/results/chaos.json                   # baseline + every component
     .venv/bin/python load/chaos.py --out /tmp/chaos.json --components infer sink   # some of them
 
 Components: the stack's broker (Tansu on SeaweedFS), its store (chDB server) and Triton; the services ingest, infer,
-reid (the embed service) and sink (subprocesses, as `make demo` runs them). Per component it reports:
+reid (the embed service) and sink (subprocesses, as `make demo` runs them); the anomaly and traffic jobs. Per
+component it reports:
 - lost: frames, detection rows and track summaries the baseline stored and this run did not, and frames published on
   frames.v1 (read back from the topic by this script) without a detection row;
 - duplicated: rows that stay doubled after FINAL (the same frame stored twice under another key);
-- recovery_s: from the kill until a detection row newer than the kill is stored again.
+- lost / duplicated for the jobs' outputs too: anomaly events, incidents, traffic bins and vehicle passages;
+- recovery_s: from the kill until a detection row newer than the kill is stored again (a job: until the restored job
+  completed its first checkpoint).
 A file camera restarted by a killed ingest starts its file again (a new capture clock): those frames are a second
 capture, not duplicates, so for ingest only the published-vs-stored check applies, and the frames of the outage
-count as not captured (what a live camera loses while ingest is down). The PyFlink jobs' kill-and-restore runs are
-their own tests (tests/traffic/test_job_kafka.py, tests/reid/test_job_kafka.py, tests/anomaly/test_job_kafka.py).
+count as not captured (what a live camera loses while ingest is down). The re-ID job's kill-and-restore run is its
+own test (tests/reid/test_job_kafka.py: it needs a multi-camera site); the reduced suite in `make test` runs without
+the jobs (tests/chaos/test_faults.py; the jobs' own kill tests are tests/traffic/test_job_kafka.py and
+tests/anomaly/test_job_kafka.py).
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,23 +51,30 @@ from vigil.config import REPO_ROOT, Settings  # noqa: E402
 CAR_VIDEO = REPO_ROOT.parent / "shared" / "data" / "videos" / "car-detection.mp4"
 STACK_PARTS = ("broker", "clickhouse", "triton")
 SERVICES = ("ingest", "infer", "reid", "sink")
-COMPONENTS = STACK_PARTS + SERVICES
+JOBS = {"anomaly_job": "jobs.anomaly", "traffic_job": "jobs.traffic"}
+COMPONENTS = STACK_PARTS + SERVICES + tuple(JOBS)
 
 
 class Pipeline:
     """A private stack plus the four services as subprocesses, with SIGKILL and restart of any part."""
 
-    def __init__(self, work: Path, models: list[str] | None = None, detector: str | None = None, fps: float = 5.0):
+    def __init__(self, work: Path, models: list[str] | None = None, detector: str | None = None, fps: float = 5.0,
+                 video: Path = CAR_VIDEO, jobs: bool = False):
         import yaml
 
-        self.work = work
+        self.work, self.jobs = work, jobs
+        shutil.rmtree(work, ignore_errors=True)  # no stack, checkpoint or log of an earlier run
         work.mkdir(parents=True, exist_ok=True)
         overrides = {"kafka_storage": "s3", "kafka_s3_port": _free_port()}
         if models:
             overrides["triton_models"] = models
         self.settings: Settings = private_settings(work / "stack", **overrides)
         self.camera_id = f"chaos-{uuid.uuid4().hex[:6]}"
-        camera = {"id": self.camera_id, "url": str(CAR_VIDEO), "fps": fps, "pace": "native", "clock": "video"}
+        camera = {"id": self.camera_id, "url": str(video), "fps": fps, "pace": "native", "clock": "video"}
+        if jobs:  # the car camera's lanes: the anomaly and traffic jobs' rules and counts
+            from app.scenarios import CAR_TRAFFIC, CAR_ZONES
+
+            camera |= {"zones": CAR_ZONES, "traffic": CAR_TRAFFIC}
         (work / "cameras.yaml").write_text(yaml.safe_dump({"cameras": [camera]}))
         extra = {"max_lag_ms": 0, "status_interval_s": 1.0, "reconnect_initial_s": 0.2, "reconnect_max_s": 1.0,
                  "kafka_storage": "s3", "kafka_s3_port": overrides["kafka_s3_port"]}
@@ -79,17 +98,36 @@ class Pipeline:
     def up(self) -> None:
         from app.stack import manager
 
+        began = time.time()
         manager.up(self.settings, log=lambda *_: None)
         self._reader = threading.Thread(target=self._read_frames, daemon=True)
         self._reader.start()
-        for name in ("sink", "infer", "reid"):
+        for name in ("sink", "infer", "reid", *(JOBS if self.jobs else ())):
             self.start(name)
+        if self.jobs:  # their MiniClusters up and reading before the stream starts
+            if not self.wait_checkpoint(began, timeout_s=180):
+                raise RuntimeError(f"the jobs did not start checkpointing; see {self.work}/*_job.log")
 
-    def start(self, name: str) -> None:
-        args = {"ingest": ["--cameras", str(self.work / "cameras.yaml")]}.get(name, [])
+    def start(self, name: str, restore: bool = False) -> None:
+        cameras = ["--cameras", str(self.work / "cameras.yaml")]
+        if name in JOBS:
+            command = ["-m", JOBS[name], *cameras, "--checkpoint-dir", str(self.work / f"checkpoints-{name}"),
+                       "--restore", "latest" if restore else "none"]
+        else:
+            command = ["-m", f"services.{name}", *(cameras if name == "ingest" else [])]
         log = open(self.work / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}", *args], env=self.env,
+        self.procs[name] = subprocess.Popen([sys.executable, *command], env=self.env,
                                             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_checkpoint(self, after_wall: float, timeout_s: float = 180, names=None) -> bool:
+        """Until every job (or `names`) completed a checkpoint after `after_wall` (time.time())."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(any(p.stat().st_mtime > after_wall for p in (self.work / f"checkpoints-{name}").glob("*/chk-*/_metadata"))
+                   for name in (names or JOBS)):
+                return True
+            time.sleep(0.5)
+        return False
 
     def part(self, name: str):
         from app.stack import manager
@@ -108,8 +146,8 @@ class Pipeline:
             time.sleep(0.1)
 
     def restart(self, name: str) -> None:
-        if name in SERVICES:
-            self.start(name)
+        if name in SERVICES or name in JOBS:
+            self.start(name, restore=name in JOBS)
             return
         part = self.part(name)
         part.start()
@@ -173,7 +211,17 @@ class Pipeline:
 
     def counts(self) -> dict:
         c = "camera_id = {c:String}"
-        return {
+        jobs = {} if not self.jobs else {
+            "anomalies": self.query(f"SELECT count() FROM anomalies FINAL WHERE {c}"),
+            "anomalies_doubled": self.query(f"SELECT count() - uniqExact(event_id) FROM anomalies FINAL WHERE {c}"),
+            "incidents": self.query(f"SELECT uniqExact(incident_id) FROM incidents FINAL WHERE {c}"),
+            "incident_revisions": self.query(f"SELECT count() FROM incidents FINAL WHERE {c}"),
+            "traffic_bins": self.query(f"SELECT count() FROM traffic_bins FINAL WHERE {c}"),
+            "bins_doubled": self.query(f"SELECT count() - uniqExact(bin_id) FROM traffic_bins FINAL WHERE {c}"),
+            "passages": self.query(f"SELECT count() FROM vehicle_passages FINAL WHERE {c}"),
+            "passages_doubled": self.query(f"SELECT count() - uniqExact(passage_id) FROM vehicle_passages FINAL WHERE {c}"),
+        }
+        return jobs | {
             "frames": self.query(f"SELECT count() FROM frames FINAL WHERE {c}"),
             "detections": self.query(f"SELECT count() FROM detections FINAL WHERE {c}"),
             "detection_frames": self.query(f"SELECT uniqExact(frame_id) FROM detections FINAL WHERE {c}"),
@@ -200,7 +248,9 @@ class Pipeline:
         deadline, last, last_change = time.monotonic() + timeout_s, None, time.monotonic()
         while time.monotonic() < deadline:
             now = (self.query("SELECT count() FROM detections WHERE camera_id = {c:String}"),
-                   self.query("SELECT count() FROM track_summaries WHERE camera_id = {c:String}"), len(self.published))
+                   self.query("SELECT count() FROM track_summaries WHERE camera_id = {c:String}"), len(self.published),
+                   *((self.query("SELECT count() FROM traffic_bins WHERE camera_id = {c:String}"),
+                      self.query("SELECT count() FROM incidents WHERE camera_id = {c:String}")) if self.jobs else ()))
             if now != last:
                 last, last_change = now, time.monotonic()
             elif time.monotonic() - last_change >= quiet_s and self.published_without_detections() == 0:
@@ -208,9 +258,10 @@ class Pipeline:
             time.sleep(1)
 
 
-def run(work: Path, faults: list[tuple[float, str]], models=None, detector=None, fps: float = 5.0, log=print) -> dict:
+def run(work: Path, faults: list[tuple[float, str]], models=None, detector=None, fps: float = 5.0, log=print,
+        video: Path = CAR_VIDEO, jobs: bool = False) -> dict:
     """One stream with `faults` ((seconds after ingest started, component), ...): SIGKILL, then restart each."""
-    pipeline = Pipeline(work, models, detector, fps)
+    pipeline = Pipeline(work, models, detector, fps, video=video, jobs=jobs)
     recoveries = {}
     try:
         pipeline.up()
@@ -221,10 +272,17 @@ def run(work: Path, faults: list[tuple[float, str]], models=None, detector=None,
                 time.sleep(0.2)
             before = pipeline.newest_published_ms  # recovered: a frame captured after this has its detection row
             killed = time.monotonic()
+            killed_wall = time.time()
             pipeline.kill(name)
             log(f"killed {name} at {killed - started:.1f} s")
             time.sleep(1.0)
             pipeline.restart(name)
+            if name in JOBS:  # running again: the restored job completed a checkpoint
+                if not pipeline.wait_checkpoint(killed_wall, names=[name]):
+                    raise RuntimeError(f"{name} did not checkpoint again after its restore; see {work / (name + '.log')}")
+                recoveries[name] = round(time.monotonic() - killed, 1)
+                log(f"{name} back: checkpointing again {recoveries[name]} s after the kill")
+                continue
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:  # the path moves again: a row stored after the kill
                 if pipeline.query("SELECT count() FROM detections WHERE camera_id = {c:String} "
@@ -235,7 +293,7 @@ def run(work: Path, faults: list[tuple[float, str]], models=None, detector=None,
             log(f"{name} back: detections flowing again {recoveries[name]} s after the kill")
         while not pipeline.ingest_done():
             time.sleep(0.5)
-        pipeline.settle()
+        pipeline.settle(quiet_s=25.0 if jobs else 10.0)  # traffic bins close 10 s after the camera's last frame
         result = pipeline.counts() | {"published": len(pipeline.published),
                                       "published_without_detections": pipeline.published_without_detections(),
                                       "recovery_s": recoveries}
@@ -244,14 +302,21 @@ def run(work: Path, faults: list[tuple[float, str]], models=None, detector=None,
     return result
 
 
+JOB_OUTPUTS = {"anomalies": "anomalies_doubled", "incidents": None, "traffic_bins": "bins_doubled",
+               "passages": "passages_doubled"}
+
+
 def compare(name: str, baseline: dict, faulted: dict) -> dict:
     replayable = name != "ingest"
     lost = {"published_without_detections": faulted["published_without_detections"]}
     if replayable:
-        lost |= {k: max(0, baseline[k] - faulted[k]) for k in ("frames", "detections")}
-    return {"lost": lost, "duplicated": {"frames": faulted["frames_doubled"],
-                                         "detections": faulted["detections"] - faulted["detection_frames"],
-                                         "track_summaries": faulted["summaries_doubled"]},
+        lost |= {k: max(0, baseline[k] - faulted[k]) for k in ("frames", "detections", *JOB_OUTPUTS) if k in baseline}
+    duplicated = {"frames": faulted["frames_doubled"], "detections": faulted["detections"] - faulted["detection_frames"],
+                  "track_summaries": faulted["summaries_doubled"]}
+    duplicated |= {k: faulted[d] for k, d in JOB_OUTPUTS.items() if d and d in faulted}
+    if "incidents" in baseline:  # a replay re-emits no revision: one row per (incident, revision) after FINAL
+        duplicated["incident_revisions"] = max(0, faulted["incident_revisions"] - baseline["incident_revisions"])
+    return {"lost": lost, "duplicated": duplicated,
             "track_summaries": {"baseline": baseline["track_summaries"], "run": faulted["track_summaries"]},
             "recovery_s": faulted["recovery_s"].get(name), "counts": faulted}
 
@@ -266,19 +331,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--components", nargs="*", choices=COMPONENTS, default=list(COMPONENTS))
-    parser.add_argument("--kill-at", type=float, default=10.0, help="seconds after ingest starts (the clip is 30 s)")
+    parser.add_argument("--kill-at", type=float, default=10.0, help="seconds after ingest starts (the clip is 40 s)")
     args = parser.parse_args()
     root = REPO_ROOT / ".vigil" / "chaos"
     started = time.monotonic()
-    baseline = run(root / "baseline", [])
+    from app.scenarios import build
+
+    video = next(s for s in build(root / "clips") if s.name == "stopped").path
+    baseline = run(root / "baseline", [], video=video, jobs=True)
     print("baseline", json.dumps(baseline), flush=True)
     results = {}
     for name in args.components:
-        faulted = run(root / name, [(args.kill_at, name)])
+        faulted = run(root / name, [(args.kill_at, name)], video=video, jobs=True)
         results[name] = compare(name, baseline, faulted)
         print(name, json.dumps({k: v for k, v in results[name].items() if k != "counts"}), flush=True)
-    save(args.out, {"suite": "chaos", "machine": machine(), "input": {"video": CAR_VIDEO.name, "fps": 5.0,
-                                                                      "pace": "native", "kill_at_s": args.kill_at},
+    save(args.out, {"suite": "chaos", "machine": machine(), "input": {"video": f"{CAR_VIDEO.name}, stopped-vehicle cut "
+                                                                               "(app/scenarios.py)", "fps": 5.0,
+                                                                      "pace": "native", "kill_at_s": args.kill_at,
+                                                                      "jobs": sorted(JOBS)},
                     "broker_storage": "s3", "baseline": baseline, "components": results,
                     "run_s": round(time.monotonic() - started, 1)},
          shown={name: {k: r[k] for k in ("lost", "duplicated", "recovery_s")} for name, r in results.items()})
