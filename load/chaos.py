@@ -17,7 +17,8 @@ component it reports:
 - lost: frames, detection rows and track summaries the baseline stored and this run did not, and frames published on
   frames.v1 (read back from the topic by this script) without a detection row;
 - duplicated: rows that stay doubled after FINAL (the same frame stored twice under another key);
-- lost / duplicated for the jobs' outputs too: anomaly events, incidents, traffic bins and vehicle passages;
+- lost / duplicated for the jobs' outputs too: anomaly events, incidents, vehicle passages, and what the traffic bins
+  counted (their volumes and frames summed: minute boundaries fall differently in each run);
 - recovery_s: from the kill until a detection row newer than the kill is stored again (a job: until the restored job
   completed its first checkpoint).
 A file camera restarted by a killed ingest starts its file again (a new capture clock): those frames are a second
@@ -216,7 +217,9 @@ class Pipeline:
             "anomalies_doubled": self.query(f"SELECT count() - uniqExact(event_id) FROM anomalies FINAL WHERE {c}"),
             "incidents": self.query(f"SELECT uniqExact(incident_id) FROM incidents FINAL WHERE {c}"),
             "incident_revisions": self.query(f"SELECT count() FROM incidents FINAL WHERE {c}"),
-            "traffic_bins": self.query(f"SELECT count() FROM traffic_bins FINAL WHERE {c}"),
+            # per lane and minute, but minute boundaries fall differently in each run: what the bins counted
+            "traffic_volume": self.query(f"SELECT sum(volume) FROM traffic_bins FINAL WHERE {c}"),
+            "traffic_bin_frames": self.query(f"SELECT sum(frames) FROM traffic_bins FINAL WHERE {c}"),
             "bins_doubled": self.query(f"SELECT count() - uniqExact(bin_id) FROM traffic_bins FINAL WHERE {c}"),
             "passages": self.query(f"SELECT count() FROM vehicle_passages FINAL WHERE {c}"),
             "passages_doubled": self.query(f"SELECT count() - uniqExact(passage_id) FROM vehicle_passages FINAL WHERE {c}"),
@@ -302,8 +305,8 @@ def run(work: Path, faults: list[tuple[float, str]], models=None, detector=None,
     return result
 
 
-JOB_OUTPUTS = {"anomalies": "anomalies_doubled", "incidents": None, "traffic_bins": "bins_doubled",
-               "passages": "passages_doubled"}
+JOB_OUTPUTS = {"anomalies": "anomalies_doubled", "incidents": None, "traffic_volume": "bins_doubled",
+               "traffic_bin_frames": None, "passages": "passages_doubled"}
 
 
 def compare(name: str, baseline: dict, faulted: dict) -> dict:
@@ -313,7 +316,8 @@ def compare(name: str, baseline: dict, faulted: dict) -> dict:
         lost |= {k: max(0, baseline[k] - faulted[k]) for k in ("frames", "detections", *JOB_OUTPUTS) if k in baseline}
     duplicated = {"frames": faulted["frames_doubled"], "detections": faulted["detections"] - faulted["detection_frames"],
                   "track_summaries": faulted["summaries_doubled"]}
-    duplicated |= {k: faulted[d] for k, d in JOB_OUTPUTS.items() if d and d in faulted}
+    duplicated |= {k.replace("traffic_volume", "traffic_bins"): faulted[d] for k, d in JOB_OUTPUTS.items()
+                   if d and d in faulted}
     if "incidents" in baseline:  # a replay re-emits no revision: one row per (incident, revision) after FINAL
         duplicated["incident_revisions"] = max(0, faulted["incident_revisions"] - baseline["incident_revisions"])
     return {"lost": lost, "duplicated": duplicated,

@@ -7,7 +7,10 @@ event time passes the minute's end → `traffic.v1`.
       → encode → KafkaSink
 
 A bin closes `allowed_lateness_ms` after event time passed its end, so frames of a partition that lags the others
-(the watermark follows the fastest once a partition idles) still land in their bin. A bin carries the camera's state
+(the watermark follows the fastest once a partition idles) still land in their bin. A camera whose frames are held up
+on the way (Triton or infer down for longer than that: its detections stop, its partitions idle, and the camera-status
+records alone move event time on) still says it is ONLINE after the bin's end: its bins wait for its frames to pass
+their end, for at most `HOLD_MAX_MS` of event time, instead of closing without them and dropping them on arrival. A bin carries the camera's state
 during it (from camera-status.v1), so "camera down" is never reported as "no
 traffic". When a camera's stream ends (status ENDED) its open bins are closed once no frame of it has arrived for
 `ended_grace_ms` of processing time (its last frames trail the status through infer), since no later record would
@@ -32,6 +35,8 @@ PICKLED = Types.PICKLED_BYTE_ARRAY()
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 FRAME, STATUS = "frame", "status"
 STATUS_RETENTION_MS = 600_000
+HOLD_MAX_MS = 600_000  # the longest a bin waits for a live camera's held-up frames (event time past its normal close)
+RECHECK_MS = 1000  # a held bin is looked at again this much event time later
 
 
 def decode(value: bytes):
@@ -97,6 +102,7 @@ class Traffic(KeyedProcessFunction):
             return
         engine, memory = self._load(camera_id)
         if kind == FRAME:  # frames can trail their camera's ENDED status (they pass through infer): still counted
+            memory["frame_ms"] = max(memory.get("frame_ms", 0), int(payload.ts_ms))
             self._open_bin(memory, payload.ts_ms, ctx)
             if memory["ended"]:  # ... and each one that does pushes the closing of the camera's bins back
                 self._close_later(memory, ctx)
@@ -114,6 +120,15 @@ class Traffic(KeyedProcessFunction):
                 self._close_later(memory, ctx)
         self._save(engine, memory)
 
+    def _frames_held_up(self, memory: dict, bin_start_ms: int, now_ms: int) -> bool:
+        """The camera said it was ONLINE (or DEGRADED) after the bin ended, but its frames have not reached the bin's
+        end: they are on their way (infer or Triton behind), so the bin waits, up to HOLD_MAX_MS."""
+        end = bin_start_ms + self.bin_ms
+        if now_ms > end + self.allowed_lateness_ms + HOLD_MAX_MS or memory.get("frame_ms", 0) >= end:
+            return False
+        later = [state for ts, state in memory["statuses"] if ts >= end]
+        return bool(later) and later[-1] in ("ONLINE", "DEGRADED")
+
     def _close_later(self, memory: dict, ctx) -> None:
         memory["close_at"] = ctx.timer_service().current_processing_time() + self.ended_grace_ms
         ctx.timer_service().register_processing_time_timer(memory["close_at"])
@@ -122,6 +137,10 @@ class Traffic(KeyedProcessFunction):
         engine, memory = self._load(ctx.get_current_key())
         if ctx.time_domain() == TimeDomain.EVENT_TIME:
             due = [start for start in memory["open_bins"] if start + self.bin_ms + self.allowed_lateness_ms <= timestamp]
+            held = [start for start in due if self._frames_held_up(memory, start, timestamp)]
+            if held:
+                ctx.timer_service().register_event_time_timer(timestamp + RECHECK_MS)
+                due = [start for start in due if start not in held]
         elif memory["ended"] and timestamp >= memory.get("close_at", 0):
             due = list(memory["open_bins"])  # the stream ended and its last frames are in: nothing more will come
         else:

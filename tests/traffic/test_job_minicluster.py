@@ -57,3 +57,4 @@ def test_passages_and_bins_with_camera_health(tmp_path):
     offline = bins[("lane1", T0 + 180_000)]
     assert offline["status"] == "camera_offline" and offline["volume"] == 0 and offline["frames"] == 0
     assert len({r["bin_id"] for r in bins.values()}) == len(bins)
+
