@@ -108,10 +108,21 @@ def service_settings(settings, cls, **overrides):
 
 
 @contextmanager
-def running(settings, infer=True, sink=True, reid=None):
-    """Infer, the re-ID embed service (by default with infer) and sink running in threads until the block ends."""
+def running(settings, infer=True, sink=True, reid=None, drift=False, evidence=False):
+    """Infer, the re-ID embed service (by default with infer) and sink running in threads until the block ends; the
+    drift and evidence services too where asked."""
     stop = threading.Event()
     threads, services = [], {}
+    if drift:
+        from services.drift.service import DriftService, DriftServiceSettings
+
+        services["drift"] = DriftService(service_settings(settings, DriftServiceSettings))
+        threads.append(threading.Thread(target=services["drift"].run, args=(stop,), daemon=True))
+    if evidence:
+        from services.evidence.service import EvidenceService, EvidenceSettings
+
+        services["evidence"] = EvidenceService(service_settings(settings, EvidenceSettings))
+        threads.append(threading.Thread(target=services["evidence"].run, args=(stop,), daemon=True))
     if infer:
         # cameras replaying the car footage (ids "car-...") are seen by that camera's fine-tune, as in the demo
         services["infer"] = InferService(service_settings(settings, InferSettings, max_lag_ms=0,

@@ -1,5 +1,5 @@
-"""Bad input on every topic the services consume, against the real running services (infer, the re-ID embed service
-and the sink on the real broker, Triton and ClickHouse store): an oversized message (a well-formed record padded past
+"""Bad input on every topic the services consume, against the real running services (infer, the re-ID embed service,
+the sink, the drift and the evidence service on the real broker, Triton and ClickHouse store): an oversized message (a well-formed record padded past
 the largest message a Vigil producer sends), a well-framed message of a writer schema the deployment does not know,
 and garbage, followed by a good message. Each bad one is dead-lettered by every service that consumes its topic, with
 its reason (a bad dead letter is dropped and logged: never dead-letter a dead letter); each good one after them is
@@ -27,11 +27,16 @@ from vigil.topics import CAMERA_STATUS, DEADLETTER, DETECTIONS, EVENTS, FRAMES, 
 
 pytestmark = pytest.mark.slow  # starts real servers
 
-# topic -> the running services that consume it (infer, the re-ID embed service and the sink, as `running` starts them)
-CONSUMERS = {FRAMES: {"infer", "sink"}, DETECTIONS: {"reid-embed", "sink"}, CAMERA_STATUS: {"sink"},
-             TRACKS: {"sink"}, EVENTS: {"sink"}, TRAFFIC: {"sink"}, INCIDENTS: {"sink"}, DEADLETTER: set()}
-# what a plain example needs to be storable (a track's entry and exit points are x, y)
-REALISTIC = {"TrackSummary": {"entry_xy": [10.0, 20.0], "exit_xy": [30.0, 40.0]}}
+# topic -> the running services that consume it (as `running` starts them here)
+CONSUMERS = {FRAMES: {"infer", "sink", "evidence"}, DETECTIONS: {"reid-embed", "sink", "drift", "evidence"},
+             CAMERA_STATUS: {"sink"}, TRACKS: {"sink"}, EVENTS: {"sink"}, TRAFFIC: {"sink"},
+             INCIDENTS: {"sink", "evidence"}, DEADLETTER: set()}
+REASONS = {"oversized": "oversized: ", "unknown schema": "unknown writer schema fingerprint",
+           "garbage": "not an Avro message"}
+# what a plain example needs to be storable (a track's entry and exit points are x, y) and, for an incident, to be
+# taken up by the evidence service (a first revision)
+REALISTIC = {"TrackSummary": {"entry_xy": [10.0, 20.0], "exit_xy": [30.0, 40.0]},
+             "Incident": {"revision": 1, "state": "open"}}
 OVERSIZED = MESSAGE_MAX_BYTES + 200_000
 
 
@@ -87,7 +92,21 @@ def bad_run(stack, tmp_path_factory):
         sent[topic] = {"bad": bad, "good": goods,
                        "marker": frame_refs["good"]["frame_id"] if topic is FRAMES else marker}
         assert producer.flush(30) == 0
-    expected_letters = sum(3 * len(services) for services in CONSUMERS.values()) + 3  # + infer's unreadable frames
+    # every (topic, bad kind, consumer) once, and infer's three unreadable frames
+    expected = {(topic.deployed(settings), kind, service) for topic, services in CONSUMERS.items() for kind in REASONS
+                for service in services}
+    expected |= {(FRAMES.deployed(settings), f"unreadable {n}", "infer") for n in range(3)}
+
+    def arrived() -> set:
+        got, unreadable = set(), 0
+        for letter in letters:
+            kind = next((k for k, reason in REASONS.items() if reason in letter["reason"]), None)
+            if kind is not None:
+                got.add((letter["source_topic"], kind, letter["service"]))
+            elif letter["service"] == "infer" and "frame unreadable" in letter["reason"]:
+                got.add((letter["source_topic"], f"unreadable {unreadable}", "infer"))
+                unreadable += 1
+        return got
 
     consumer = make_consumer(settings, f"dlq-{run}", [DEADLETTER.deployed(settings)])
     letters, logged = [], []
@@ -95,9 +114,9 @@ def bad_run(stack, tmp_path_factory):
     handler.emit = logged.append
     logging.getLogger("vigil.runtime").addHandler(handler)
     try:
-        with running(settings) as services:
+        with running(settings, drift=True, evidence=True) as services:
             deadline = time.monotonic() + 180
-            while time.monotonic() < deadline and len(letters) < expected_letters:
+            while time.monotonic() < deadline and not expected <= arrived():
                 message = consumer.poll(0.5)
                 if message is None or message.error() or message.value() in sent[DEADLETTER]["bad"].values():
                     continue
@@ -110,6 +129,10 @@ def bad_run(stack, tmp_path_factory):
                               1, timeout_s=120, parameters={"m": what["marker"]})
             wait_for_rows(settings, "SELECT count() FROM detections WHERE frame_id = {f:String}", 1, timeout_s=120,
                           parameters={"f": frame_refs["good"]["frame_id"]})
+            deadline = time.monotonic() + 60  # the drift and evidence services took the good records after the bad
+            while time.monotonic() < deadline and not (services["drift"].stats()["frames"] >= 2
+                                                        and services["evidence"].stats()["incidents"] >= 1):
+                time.sleep(0.5)
     finally:
         logging.getLogger("vigil.runtime").removeHandler(handler)
         consumer.close()
@@ -118,12 +141,10 @@ def bad_run(stack, tmp_path_factory):
 
 def test_every_bad_message_is_dead_lettered_by_every_consumer_with_its_reason(bad_run):
     settings, sent, _, letters, _, _ = bad_run
-    reasons = {"oversized": "oversized: ", "unknown schema": "unknown writer schema fingerprint",
-               "garbage": "not an Avro message"}
     for topic, services in CONSUMERS.items():
         for kind, value in sent[topic]["bad"].items():
             mine = [letter for letter in letters if letter["source_topic"] == topic.deployed(settings)
-                    and reasons[kind] in letter["reason"]]
+                    and REASONS[kind] in letter["reason"]]
             assert {letter["service"] for letter in mine} == services, (topic.name, kind, mine and mine[0]["reason"])
             for letter in mine:
                 if kind == "oversized":  # too big to carry whole: the start of it, and the reason says so
@@ -132,6 +153,12 @@ def test_every_bad_message_is_dead_lettered_by_every_consumer_with_its_reason(ba
                 else:
                     assert letter["value"] == value, "the original bytes are kept"
                 assert letter["key"] == sent[FRAMES]["good"][0]["camera_id"].encode(), "the original key is kept"
+
+
+def test_the_drift_and_evidence_services_go_on_with_the_good_records_after_the_bad(bad_run):
+    _, _, _, _, services, _ = bad_run
+    assert services["drift"].stats()["frames"] >= 2, "the good detection record, and infer's of the good frame"
+    assert services["evidence"].stats()["incidents"] >= 1, "the good incident after the bad ones"
 
 
 def test_a_bad_dead_letter_is_dropped_and_logged_not_dead_lettered_again(bad_run):
