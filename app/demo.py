@@ -251,7 +251,8 @@ def run_demo(settings: Settings, fps: float = 5.0, speed: float = 1.0, console: 
         password = UserStore(users).add_generated("operator", "operator")
         procs["console"] = start_console({**env, "VIGIL_CONSOLE_PORT": str(CONSOLE_PORT),
                                           "VIGIL_CONSOLE_CAMERAS": str(cameras_file),
-                                          "VIGIL_CONSOLE_USERS_FILE": str(users)}, logs / "console.log")
+                                          "VIGIL_CONSOLE_USERS_FILE": str(users),
+                                          "VIGIL_METRICS_PORT": str(free_port())}, logs / "console.log")
         console.print(f"[bold]Operator console[/bold]: [cyan]http://127.0.0.1:{CONSOLE_PORT}/[/cyan]  sign in as "
                       f"operator / {password} (live tiles, the incident queue, clips, verdicts)")
         with console.status("starting the PyFlink anomaly, re-ID and traffic jobs (local MiniClusters, ~30 s) ..."):

@@ -12,12 +12,13 @@ completed checkpoint, every 2 s).
     .venv/bin/python load/chaos.py --out /tmp/chaos.json --components infer sink   # some of them
 
 Components: the stack's broker (Tansu on SeaweedFS), its store (chDB server) and Triton; the services ingest, infer,
-reid (the embed service) and sink (subprocesses, as `make demo` runs them); the anomaly and traffic jobs. Per
+reid (the embed service), sink and evidence (subprocesses, as `make demo` runs them); the anomaly and traffic jobs. Per
 component it reports:
 - lost: frames, detection rows and track summaries the baseline stored and this run did not, and frames published on
   frames.v1 (read back from the topic by this script) without a detection row;
 - duplicated: rows that stay doubled after FINAL (the same frame stored twice under another key);
-- lost / duplicated for the jobs' outputs too: anomaly events, incidents, vehicle passages, and what the traffic bins
+- lost / duplicated for the jobs' outputs too: anomaly events, incidents (and their snapshot and clip from the
+  evidence service), vehicle passages, and what the traffic bins
   counted (their volumes and frames summed: minute boundaries fall differently in each run);
 - recovery_s: from the kill until a detection row newer than the kill is stored again (a job: until the restored job
   completed its first checkpoint).
@@ -51,7 +52,7 @@ from vigil.config import REPO_ROOT, Settings  # noqa: E402
 
 CAR_VIDEO = REPO_ROOT.parent / "shared" / "data" / "videos" / "car-detection.mp4"
 STACK_PARTS = ("broker", "clickhouse", "triton")
-SERVICES = ("ingest", "infer", "reid", "sink")
+SERVICES = ("ingest", "infer", "reid", "sink", "evidence")
 JOBS = {"anomaly_job": "jobs.anomaly", "traffic_job": "jobs.traffic"}
 COMPONENTS = STACK_PARTS + SERVICES + tuple(JOBS)
 
@@ -103,7 +104,7 @@ class Pipeline:
         manager.up(self.settings, log=lambda *_: None)
         self._reader = threading.Thread(target=self._read_frames, daemon=True)
         self._reader.start()
-        for name in ("sink", "infer", "reid", *(JOBS if self.jobs else ())):
+        for name in ("sink", "infer", "reid", *(("evidence", *JOBS) if self.jobs else ())):
             self.start(name)
         if self.jobs:  # their MiniClusters up and reading before the stream starts
             if not self.wait_checkpoint(began, timeout_s=180):
@@ -224,6 +225,15 @@ class Pipeline:
             "passages": self.query(f"SELECT count() FROM vehicle_passages FINAL WHERE {c}"),
             "passages_doubled": self.query(f"SELECT count() - uniqExact(passage_id) FROM vehicle_passages FINAL WHERE {c}"),
         }
+        if self.jobs:  # every incident's snapshot and clip in the frame store (the evidence service)
+            from vigil.framestore import open_frame_store
+            from vigil.store.client import connect
+
+            store = open_frame_store(self.settings.frame_store_uri)
+            rows = connect(self.settings).query(
+                "SELECT snapshot_uri, clip_uri FROM incidents FINAL WHERE camera_id = {c:String} AND revision = 1",
+                parameters={"c": self.camera_id}).result_rows
+            jobs["evidence"] = sum(1 for snapshot, clip in rows if store.exists(snapshot) and store.exists(clip))
         return jobs | {
             "frames": self.query(f"SELECT count() FROM frames FINAL WHERE {c}"),
             "detections": self.query(f"SELECT count() FROM detections FINAL WHERE {c}"),
@@ -305,7 +315,7 @@ def run(work: Path, faults: list[tuple[float, str]], models=None, detector=None,
     return result
 
 
-JOB_OUTPUTS = {"anomalies": "anomalies_doubled", "incidents": None, "traffic_volume": "bins_doubled",
+JOB_OUTPUTS = {"anomalies": "anomalies_doubled", "incidents": None, "evidence": None, "traffic_volume": "bins_doubled",
                "traffic_bin_frames": None, "passages": "passages_doubled"}
 
 

@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
@@ -85,6 +86,23 @@ def expose(settings, name: str) -> Path | None:
     if port and settings.prometheus_embedded and settings.metrics_host in ("127.0.0.1", "localhost"):
         return register_target(settings, name, port)
     return None
+
+
+def forget_target_on_shutdown(app, target: Path | None) -> None:
+    """Remove the Prometheus target file when the FastAPI app shuts down (uvicorn re-raises SIGTERM after its
+    shutdown, so code after `uvicorn.run` never runs on a signal; the app's lifespan does)."""
+    if target is None:
+        return
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application):
+        async with inner(application) as state:
+            try:
+                yield state
+            finally:
+                target.unlink(missing_ok=True)
+    app.router.lifespan_context = lifespan
 
 
 def instrument_app(app, service: str) -> None:

@@ -35,7 +35,7 @@ from services.console.settings import ConsoleSettings
 from services.console.users import UserStore
 from vigil import redact, tls
 from vigil.auth import TokenStore
-from vigil.metrics import StatsCollector, expose, instrument_app
+from vigil.metrics import StatsCollector, expose, forget_target_on_shutdown, instrument_app
 
 log = logging.getLogger("vigil.console")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -200,17 +200,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         registered = expose(settings, "console")
+        forget_target_on_shutdown(app, registered)
     except OSError as exc:
         print(f"error: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}", flush=True)
         return 2
     print(f"Vigil console on {tls.scheme(settings)}://{settings.console_host}:{settings.console_port}/ "
           f"({len(users)} users in {settings.users_path}, {len(app.state.console.tokens)} API tokens)", flush=True)
-    try:
-        uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_level="info",
-                    ws="websockets-sansio", ws_max_size=1 << 20, **https)
-    finally:
-        if registered:
-            registered.unlink(missing_ok=True)
+    uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_level="info",
+                ws="websockets-sansio", ws_max_size=1 << 20, **https)
     return 0
 
 

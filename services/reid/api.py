@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from vigil import redact, tls
 from vigil.auth import Principal, TokenStore, require_token
 from vigil.config import Settings
-from vigil.metrics import expose, instrument_app
+from vigil.metrics import expose, forget_target_on_shutdown, instrument_app
 from vigil.reid_embedding import crop_boxes
 
 
@@ -286,12 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             "`vigil api-token add NAME --role analyst`", settings.tokens_path)
     try:
         registered = expose(settings, "reid-api")
+        forget_target_on_shutdown(app, registered)
     except OSError as exc:
         print(f"error: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}", flush=True)
         return 2
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **https)
-    finally:
-        if registered:
-            registered.unlink(missing_ok=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **https)
     return 0

@@ -62,3 +62,17 @@ def test_expose_serves_metrics_and_registers_the_target(tmp_path):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     assert "vigil_http_requests_total" in body or "# HELP vigil_http_requests_total" in body
     assert metrics.expose(Settings(data_dir=tmp_path, metrics_port=0), "console") is None, "port 0: not served"
+
+
+def test_the_target_file_goes_when_the_app_shuts_down(tmp_path):
+    """uvicorn re-raises SIGTERM after its shutdown, so the target is removed in the app's lifespan, not after run()."""
+    from services.reid.api import ApiSettings
+    from services.reid.api import create_app as create_api
+
+    target = tmp_path / "reid-api.json"
+    target.write_text("[]")
+    app = create_api(ApiSettings(data_dir=tmp_path))
+    metrics.forget_target_on_shutdown(app, target)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code in (200, 503) and target.exists()
+    assert not target.exists()
