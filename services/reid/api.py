@@ -25,8 +25,9 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from vigil import redact, tls
@@ -34,6 +35,9 @@ from vigil.auth import Principal, TokenStore, require_token
 from vigil.config import Settings
 from vigil.metrics import expose, forget_target_on_shutdown, instrument_app
 from vigil.reid_embedding import crop_boxes
+
+
+log = logging.getLogger("vigil.reid.api")
 
 
 class ApiSettings(Settings):
@@ -106,6 +110,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                               "a token scoped to cameras sees only theirs.")
     app.state.tokens = TokenStore.of(settings)
     instrument_app(app, "reid-api")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(ConnectionError)
+    async def store_unavailable(request, exc):
+        """ClickHouse down or unreachable: 503 with a reason, not a 500 (no DSN in it: it may hold a password)."""
+        log.warning("the store does not answer: %s", type(exc).__name__)
+        return JSONResponse({"detail": "the ClickHouse store does not answer; try again later"}, status_code=503)
     analyst = Depends(require_token("analyst", lambda request: request.app.state.tokens))
 
     @lru_cache(maxsize=1)

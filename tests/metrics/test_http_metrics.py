@@ -76,3 +76,15 @@ def test_the_target_file_goes_when_the_app_shuts_down(tmp_path):
     with TestClient(app) as client:
         assert client.get("/transit").status_code == 401 and target.exists()
     assert not target.exists()
+
+
+def test_the_reid_api_answers_503_when_the_store_is_down(tmp_path):
+    from app.stack.process import free_port
+    from services.reid.api import ApiSettings
+    from services.reid.api import create_app as create_api
+
+    dsn = f"http://default:s3cret@127.0.0.1:{free_port()}"  # nothing listens there
+    client = TestClient(create_api(ApiSettings(data_dir=tmp_path, clickhouse_dsn=dsn)))
+    response = client.get("/healthz")
+    assert response.status_code == 503 and "does not answer" in response.json()["detail"]
+    assert "s3cret" not in response.text
