@@ -7,7 +7,8 @@ incidents and folds each event into one of them:
 - an event **joins** an open incident of the same kind on the camera when it shares a track with it, or names a zone
   the incident holds, or the kind is camera-wide (no tracks: autoencoder, crowding, bad video), and it starts no later
   than `merge_gap_s` after the incident's latest evidence;
-- otherwise it **opens** a new incident with the deterministic id `<camera_id>:<kind>:<window_start_ms>`;
+- otherwise it **opens** a new incident with the deterministic id `<camera_id>:<kind>:<window_start_ms>` (`-2`, `-3`
+  ... after it for another event of the kind that starts in the same millisecond: two cars stopped in one frame);
 - an incident is **cleared** once none of its tracks has been seen for `clear_after_s` (track incidents: the stopped
   car drove off), or none of its events was still present for `clear_after_s` (trackless findings a rule can still
   see: the debris object was taken away), or no event joined it for `quiet_clear_s` (camera-wide incidents), measured
@@ -123,13 +124,25 @@ class IncidentBook:
                 return incident
         return None
 
+    def _new_id(self, event: dict) -> str:
+        """`<camera>:<kind>:<window_start_ms>`; a second real-world event of the kind that starts in the same
+        millisecond (two cars stopped by one collision, in two lanes) gets `-2`, `-3`, ... (in event order, so a
+        replay gives the same ids): one id per incident, never two incidents under one."""
+        base = f"{event['camera_id']}:{event['kind']}:{int(event['window_start_ms'])}"
+        taken = set(self.open) | set(self.merged.values())
+        incident_id, n = base, 1
+        while incident_id in taken:
+            n += 1
+            incident_id = f"{base}-{n}"
+        return incident_id
+
     def observe(self, event: dict, now_ms: int, uris: Callable[[str, str], tuple[str, str]]) -> list[dict]:
         """Fold one AnomalyEvent in; the incident revisions it causes (none for an event already merged)."""
         if event["event_id"] in self.merged:
             return []
         incident = self._match(event)
         if incident is None:
-            incident_id = f"{event['camera_id']}:{event['kind']}:{int(event['window_start_ms'])}"
+            incident_id = self._new_id(event)
             snapshot_uri, clip_uri = uris(event["camera_id"], incident_id)
             incident = OpenIncident(incident_id, event["camera_id"], event["kind"], int(event["window_start_ms"]),
                                     int(event["window_end_ms"]), float(event["score"]), float(event["threshold"]),
@@ -174,7 +187,8 @@ class IncidentBook:
         if cleared:  # forget merged event ids of incidents long gone (a replay that far back re-opens nothing new)
             live = set(self.open)
             horizon = ts_ms - 10 * self.settings.merge_gap_s * 1000
-            self.merged = {e: i for e, i in self.merged.items() if i in live or int(i.rsplit(":", 1)[1]) >= horizon}
+            self.merged = {e: i for e, i in self.merged.items()
+                           if i in live or int(i.rsplit(":", 1)[1].split("-")[0]) >= horizon}
         if suspended is None or suspended == self.suspended:
             return cleared
         self.suspended = suspended

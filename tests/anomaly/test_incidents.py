@@ -83,3 +83,18 @@ def test_severity_follows_kind_score_and_duration():
     assert severity("stopped_vehicle", 13, 6, 120_000) == "critical"
     assert severity("wrong_way", 1, 1, 0) == "high"
     assert severity("something_new", 1, 1, 0) == "low"
+
+
+def test_two_cars_stopping_in_the_same_frame_in_two_lanes_are_two_incidents():
+    """Found by load/chaos.py: both cars of the stopped clip stop on the same frame, so their events start in the same
+    millisecond; they are two real-world events and were stored as one incident (the second overwrote the first)."""
+    book = IncidentBook()
+    down = book.observe(event("stopped_vehicle", 0, [2], "lane-down"), 1, uris)
+    up = book.observe(event("stopped_vehicle", 0, [3], "lane-up"), 1, uris)
+    ids = [down[0]["incident_id"], up[0]["incident_id"]]
+    assert ids == ["cam-a:stopped_vehicle:1700000000000", "cam-a:stopped_vehicle:1700000000000-2"]
+    assert [r["state"] for r in down + up] == ["open", "open"] and len(book.open) == 2
+    replay = pickle.loads(pickle.dumps(book))
+    assert replay.observe(event("stopped_vehicle", 0, [3], "lane-up"), 2, uris) == [], "a replay changes nothing"
+    cleared = book.seen(T0 + 60_000, [], 3)
+    assert sorted(c["incident_id"] for c in cleared) == sorted(ids)
