@@ -20,6 +20,7 @@ from services.ingest.quality import QualityMeter
 from vigil.detections import DetectionFrame, Detections, VideoQuality
 from vigil.sampling import Sampler
 from vigil.zones import Zone
+from tests.flink import ValueState
 
 T0 = 1_700_000_000_000
 GOOD = VideoQuality(sharpness=180.0, contrast=11.8, still_ms=0, shift_px=0.0, shift_x_px=0.0, shift_y_px=0.0,
@@ -174,15 +175,6 @@ def test_rule_state_with_episodes_survives_pickling_and_old_checkpoints_restore(
 
 # --- the signal to the incident stage -----------------------------------------------------------------------------
 
-class _State:
-    def __init__(self):
-        self._value = None
-
-    def value(self):
-        return self._value
-
-    def update(self, value):
-        self._value = value
 
 
 def _uris(camera_id, incident_id):
@@ -196,10 +188,10 @@ def test_incidents_say_detection_suspended_while_the_camera_is_moved():
     from jobs.anomaly.job import Incidents, Rules
 
     rules = Rules({"cam": LANE}, {})
-    rules.rule_state, rules.presence = _State(), _State()
+    rules.rule_state, rules.presence = ValueState(), ValueState()
     rules.engines = {"cam": RuleEngine("cam", LANE)}
     incidents = Incidents(None, "")
-    incidents.book, incidents.uris, incidents.settings = _State(), _uris, IncidentBook().settings
+    incidents.book, incidents.uris, incidents.settings = ValueState(), _uris, IncidentBook().settings
     # a car stops at 0 s (stopped_vehicle at 6 s); the camera is knocked at 10 s and pointed back at 40 s
     frames = picture_frames("camera_moved", [(10, 40)], 70, objects=[(1, 2, 300, 200)])
     outputs = [out for f in frames for out in rules.process_element(("cam", f), None)]

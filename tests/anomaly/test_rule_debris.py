@@ -8,6 +8,7 @@ import pytest
 from jobs.anomaly.rules import RuleEngine, RuleSettingsError
 from vigil.detections import DetectionFrame, Detections, StaticRegion, VideoQuality
 from vigil.zones import Zone
+from tests.flink import ValueState
 
 LANES = [Zone(name="lane", kind="traffic", polygon=[(0, 0), (500, 0), (500, 432), (0, 432)], direction=(0, 1)),
          Zone(name="verge", kind="pedestrian", polygon=[(500, 0), (768, 0), (768, 432), (500, 432)])]
@@ -102,15 +103,6 @@ def test_settings_per_zone_and_their_validation():
         RuleEngine("cam", LANES, {"debris": {"seconds": 0}})
 
 
-class _State:  # a Flink ValueState
-    def __init__(self):
-        self._value = None
-
-    def value(self):
-        return self._value
-
-    def update(self, value):
-        self._value = value
 
 
 def _incidents_of(frames):
@@ -119,9 +111,9 @@ def _incidents_of(frames):
     from jobs.anomaly.job import Incidents, Rules
 
     rules = Rules({"cam": LANES}, {})
-    rules.rule_state, rules.presence, rules.engines = _State(), _State(), {"cam": RuleEngine("cam", LANES)}
+    rules.rule_state, rules.presence, rules.engines = ValueState(), ValueState(), {"cam": RuleEngine("cam", LANES)}
     incidents = Incidents(None, "")
-    incidents.book, incidents.settings = _State(), IncidentBook().settings
+    incidents.book, incidents.settings = ValueState(), IncidentBook().settings
     incidents.uris = lambda camera_id, incident_id: (f"file:///{incident_id}.jpg", f"file:///{incident_id}.mp4")
     return [r for f in frames for out in rules.process_element(("cam", f), None)
             for r in incidents.process_element(out, None)]

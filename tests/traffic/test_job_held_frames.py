@@ -11,19 +11,11 @@ from jobs.anomaly.synthetic import as_detection_batch
 from jobs.traffic.job import Traffic, decode
 from tests.traffic import synthetic
 from vigil.avro_codec import AvroCodec
+from tests.flink import ValueState
 
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % 60_000
 
 
-class State:
-    def __init__(self):
-        self._value = None
-
-    def value(self):
-        return self._value
-
-    def update(self, value):
-        self._value = value
 
 
 class Context:
@@ -64,7 +56,7 @@ def status(ts_ms: int) -> bytes:
 def run(records) -> list:
     """Feed (timestamp, bytes) in order; the watermark is the highest timestamp seen so far (monotonous)."""
     function, ctx, out, watermark = Traffic({synthetic.CAMERA: synthetic.road()}, bin_ms=60_000), Context(), [], 0
-    function.engine_state, function.memory_state = State(), State()
+    function.engine_state, function.memory_state = ValueState(), ValueState()
     for ts, value in records:
         out += list(function.process_element(decode(value), ctx))
         watermark = max(watermark, ts)
