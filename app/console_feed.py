@@ -41,7 +41,7 @@ def footage(seconds: float = 30.0, fps: float = 5.0, video: Path = CAR_VIDEO, qu
 
     from app.inprocess import motion_detector
     from vigil.detections import Detections
-    from vigil.tracker import ByteTracker
+    from vigil.tracker import ByteTracker, detect_and_track
 
     detector, tracker = motion_detector(), ByteTracker()
     frames, next_s = [], 0.0
@@ -51,8 +51,7 @@ def footage(seconds: float = 30.0, fps: float = 5.0, video: Path = CAR_VIDEO, qu
                 continue
             next_s += 1.0 / fps
             rgb = frame.to_ndarray(format="rgb24")
-            boxes, scores, classes = detector.process("feed", rgb)
-            tracked = tracker.update(Detections(boxes, scores, classes))
+            tracked = detect_and_track(detector, tracker, "feed", rgb)
             jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
             frames.append(FootageFrame(jpeg.tobytes(), [round(float(v), 1) for v in tracked.xyxy.reshape(-1)],
                                        [int(c) for c in tracked.class_id], [round(float(c), 3) for c in tracked.confidence],

@@ -20,7 +20,7 @@ from services.reid import train
 from vigil.detections import Detections
 from vigil.reid_embedding import crop_boxes
 from vigil.sampling import Sampler
-from vigil.tracker import ByteTracker
+from vigil.tracker import ByteTracker, detect_and_track
 
 
 def load_video_track_crops(videos: dict[str, Path], fps: float = 5.0, class_id: int | None = None,
@@ -36,8 +36,7 @@ def load_video_track_crops(videos: dict[str, Path], fps: float = 5.0, class_id: 
                 if not sampler.take(frame.time):
                     continue
                 rgb = frame.to_ndarray(format="rgb24")
-                boxes, scores, classes = detector.process(camera_id, rgb)
-                tracked = tracker.update(Detections(boxes, scores, classes))
+                tracked = detect_and_track(detector, tracker, camera_id, rgb)
                 keep = [i for i, (t, c) in enumerate(zip(tracked.tracker_id, tracked.class_id))
                         if t >= 0 and (class_id is None or c == class_id)]
                 for i, image in zip(keep, crop_boxes(rgb, tracked.xyxy[keep])):

@@ -23,7 +23,7 @@ import yaml  # noqa: E402
 from app.inprocess import detector as inprocess_detector  # noqa: E402
 from services.infer.gate import GateSettings, MotionGate  # noqa: E402
 from load._harness import FOOTAGE, Services, env_for, machine, percentiles, private_settings, stack  # noqa: E402
-from vigil.tracker import ByteTracker  # noqa: E402
+from vigil.tracker import ByteTracker, detect_and_track  # noqa: E402
 from vigil.sampling import Sampler  # noqa: E402
 from vigil.detections import Detections  # noqa: E402
 from vigil.store.client import connect  # noqa: E402
@@ -108,7 +108,7 @@ def run_raw(frames_wanted: int, fps: float, name: str, gate_on: bool) -> dict:
                         continue
                     rgb, camera = frame.to_ndarray(format="rgb24"), f"raw-{index}"
                     if gate.needs_inference(camera, round(frame.time * 1000), rgb, len(tracker.tracks)):
-                        tracker.update(Detections(*detector.process(camera, rgb)))
+                        detect_and_track(detector, tracker, camera, rgb)
                     else:
                         tracker.update(Detections.empty())
                     processed += 1

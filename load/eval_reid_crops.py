@@ -55,7 +55,7 @@ def scenario_tracks(detector_name: str, fps: float = 5.0, embed_every: int = 2, 
     from vigil.detections import Detections
     from vigil.reid_embedding import crop_boxes
     from vigil.sampling import Sampler
-    from vigil.tracker import ByteTracker
+    from vigil.tracker import ByteTracker, detect_and_track
 
     videos = reid_scenario.build(Settings().data_dir / "reid-clips")
     detector = load_detector(detector_name)
@@ -68,8 +68,7 @@ def scenario_tracks(detector_name: str, fps: float = 5.0, embed_every: int = 2, 
                 if not sampler.take(frame.time):
                     continue
                 rgb = frame.to_ndarray(format="rgb24")
-                boxes, scores, classes = detector.process(camera_id, rgb)
-                tracked = tracker.update(Detections(boxes, scores, classes))
+                tracked = detect_and_track(detector, tracker, camera_id, rgb)
                 keep = [i for i, (t, c) in enumerate(zip(tracked.tracker_id, tracked.class_id)) if t >= 0 and c == 0]
                 for i, image in zip(keep, crop_boxes(rgb, tracked.xyxy[keep])):
                     track_id, (x1, y1, x2, y2) = int(tracked.tracker_id[i]), tracked.xyxy[i]

@@ -21,7 +21,7 @@ from load._harness import FOOTAGE, machine  # noqa: E402
 from services.infer.gate import MotionGate  # noqa: E402
 from vigil.detections import Detections  # noqa: E402
 from vigil.sampling import Sampler  # noqa: E402
-from vigil.tracker import ByteTracker  # noqa: E402
+from vigil.tracker import ByteTracker, detect_and_track  # noqa: E402
 
 
 def measure(path: Path, model: str, fps: float) -> dict:
@@ -34,7 +34,7 @@ def measure(path: Path, model: str, fps: float) -> dict:
                 continue
             rgb = frame.to_ndarray(format="rgb24")
             if gate.needs_inference(path.name, round(frame.time * 1000), rgb, len(tracker.tracks)):
-                tracker.update(Detections(*detector.process(path.name, rgb)))
+                detect_and_track(detector, tracker, path.name, rgb)
             else:
                 tracker.update(Detections.empty())
     return {"video": path.name, "detector": model, **gate.stats()}

@@ -36,7 +36,7 @@ from vigil.detections import Detections
 from vigil.reid_embedding import robust_mean
 from vigil.sampling import Sampler
 from vigil.topology import Topology
-from vigil.tracker import ByteTracker
+from vigil.tracker import ByteTracker, detect_and_track
 
 T0_MS = 1_700_000_000_000
 LEAD_S, TRAILER_S = 8.0, 12.0  # empty room before the segment (detector warm-up) and after it
@@ -166,8 +166,7 @@ def observe(construction: Construction, clips: dict[str, Path], detector) -> Obs
                 bgr = cv2.cvtColor(frame.to_ndarray(format="rgb24"), cv2.COLOR_RGB2BGR)
                 _, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])  # the frame store's round trip
                 rgb = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-                boxes, scores, classes = detector.process(camera_id, rgb)
-                tracked = tracker.update(Detections(boxes, scores, classes))
+                tracked = detect_and_track(detector, tracker, camera_id, rgb)
                 summaries.observe(camera_id, ts_ms, tracked, rgb)
                 pending = summaries.pending_crops()
                 if pending is not None:  # stand-in embeddings: the index of each crop
@@ -224,12 +223,16 @@ def score(seen: Observed, summaries: list[Summary], min_similarity: float) -> di
     construction, identities = seen.construction, seen.identities
     topology = Topology.from_config(construction.links, {v.camera_id: "site" for v in construction.views})
     records = match(summaries, topology, IdentityState(), MatchConfig(min_similarity=min_similarity))
-    present = defaultdict(set)
+    # a true link per person the construction shows in both views, whether or not the detector found them there
+    shown = {v.camera_id: set(construction.persons) - set(construction.absent.get(v.camera_id, ()))
+             for v in construction.views}
+    truth = {(link["from_camera"], link["to_camera"], p) for link in construction.links
+             for p in shown[link["from_camera"]] & shown[link["to_camera"]]}
+    tracked = defaultdict(set)
     for (camera_id, _), person in identities.items():
         if person:
-            present[camera_id].add(person)
-    truth = {(link["from_camera"], link["to_camera"], p) for link in construction.links
-             for p in present[link["from_camera"]] & present[link["to_camera"]]}
+            tracked[camera_id].add(person)
+    tracked_truth = {t for t in truth if t[2] in tracked[t[0]] and t[2] in tracked[t[1]]}
     correct, found = 0, set()
     for r in records:
         a = identities.get((r["from_camera_id"], r["from_track_id"]))
@@ -239,7 +242,8 @@ def score(seen: Observed, summaries: list[Summary], min_similarity: float) -> di
             found.add((r["from_camera_id"], r["to_camera_id"], a))
     result = {"matches": len(records), "correct": correct,
               "precision": round(correct / len(records), 3) if records else None,
-              "true_links": len(truth), "links_found": len(found & truth),
+              "true_links": len(truth), "true_links_tracked_on_both_views": len(tracked_truth),
+              "links_found": len(found & truth),
               "recall": round(len(found & truth) / len(truth), 3) if truth else None}
     # IDF1 of the global ids (chains of the matches) over every box of a track with a true identity
     successor = {(r["from_camera_id"], r["from_track_id"]): (r["to_camera_id"], r["to_track_id"]) for r in records}

@@ -21,7 +21,7 @@ from jobs.anomaly.rules import RuleEngine  # noqa: E402
 from services.ingest.quality import QualityMeter  # noqa: E402
 from vigil.detections import DetectionFrame, Detections, VideoQuality  # noqa: E402
 from vigil.sampling import Sampler  # noqa: E402
-from vigil.tracker import ByteTracker  # noqa: E402
+from vigil.tracker import ByteTracker, detect_and_track  # noqa: E402
 
 
 def replay(scenario, fps: float = 5.0, default_detector: str = "yolox_nano") -> list[tuple[float, dict]]:
@@ -34,8 +34,7 @@ def replay(scenario, fps: float = 5.0, default_detector: str = "yolox_nano") -> 
             if not sampler.take(t):
                 continue
             rgb = frame.to_ndarray(format="rgb24")
-            boxes, scores, classes = model.process(scenario.name, rgb)
-            tracked = tracker.update(Detections(boxes, scores, classes))
+            tracked = detect_and_track(model, tracker, scenario.name, rgb)
             ts_ms = 1_700_000_000_000 + int(t * 1000)
             quality = VideoQuality.from_record(meter.measure(rgb[:, :, ::-1].copy(), ts_ms))
             for event in engine.observe(DetectionFrame(scenario.name, ts_ms, rgb.shape[1], rgb.shape[0], tracked,

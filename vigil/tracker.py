@@ -69,10 +69,19 @@ class Track:
 class TrackerConfig:
     high_score: float = 0.5  # detections at or above start and extend tracks
     low_score: float = 0.1  # detections between low and high only extend existing tracks
+    # update() leaves out untracked detections below this: the detector is asked for boxes down to low_score so that
+    # weak ones keep tracks alive (ByteTrack's second stage), and on their own they are noise. None keeps every box.
+    report_score: float | None = 0.3
     match_iou: float = 0.3  # minimum IoU to associate in the first stage
     low_match_iou: float = 0.5
     min_hits: int = 2  # consecutive matches before a track gets an id
     max_misses: int = 10  # frames a track survives without a match
+
+
+def detect_and_track(detector, tracker: ByteTracker, camera_id: str, rgb: np.ndarray) -> Detections:
+    """One frame through an in-process detector (`process(camera_id, rgb, min_score)`) and the camera's tracker, as
+    infer does it: the detector is asked for boxes down to the tracker's low score."""
+    return tracker.update(Detections(*detector.process(camera_id, rgb, min_score=tracker.config.low_score)))
 
 
 class ByteTracker:
@@ -83,7 +92,8 @@ class ByteTracker:
         self.ended: list[int] = []  # confirmed track ids dropped by the latest update()
 
     def update(self, detections: Detections) -> Detections:
-        """Associate one frame's detections; returns them with `tracker_id` filled (-1 for unconfirmed)."""
+        """Associate one frame's detections; returns them with `tracker_id` filled (-1 for unconfirmed), less the
+        untracked ones under `report_score`."""
         cfg = self.config
         self.ended = []
         for track in self.tracks:
@@ -125,7 +135,8 @@ class ByteTracker:
             cls = int(detections.class_id[det_index])
             survivors.append(Track(BoxKalman(detections.xyxy[det_index]), cls, class_votes={cls: 1}))
         self.tracks = survivors
-        return Detections(detections.xyxy, detections.confidence, detections.class_id, ids)
+        keep = slice(None) if cfg.report_score is None else (ids >= 0) | (detections.confidence >= cfg.report_score)
+        return Detections(detections.xyxy[keep], detections.confidence[keep], detections.class_id[keep], ids[keep])
 
     def end_all(self) -> list[int]:
         """End every track (the camera went quiet); returns the confirmed ids that ended."""

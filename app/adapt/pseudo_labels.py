@@ -86,7 +86,8 @@ class PseudoLabeller:
         `lanes`: the camera's traffic lanes (objects with `.contains(points)`), None if it has none."""
         self.detector, self.motion, self.lanes = detector, motion, lanes or []
         self.config = config or PseudoLabelConfig()
-        self.tracker = ByteTracker(TrackerConfig(high_score=0.3, low_score=0.1, min_hits=2, max_misses=5))
+        self.tracker = ByteTracker(TrackerConfig(high_score=0.3, low_score=0.1, min_hits=2, max_misses=5,
+                                                  report_score=None))  # ids stay aligned with the candidates
         self.seen: list[_Seen] = []
         self._decided: dict[int, int | None] | None = None  # per-track decisions, made once all frames are seen
 

@@ -37,8 +37,12 @@ class TritonDetector:
     def served_version(self, model_name: str | None = None) -> str:
         return self.served.get(model_name or self.model_name, self.model_version)
 
-    def detect(self, frames_rgb: list[np.ndarray], camera_ids: list[str], model_name: str | None = None) -> list[Detections]:
-        """Frames of one size; any count (split into batches of at most max_batch, order kept)."""
+    def detect(self, frames_rgb: list[np.ndarray], camera_ids: list[str], model_name: str | None = None,
+               min_score: float | None = None) -> list[Detections]:
+        """Frames of one size; any count (split into batches of at most max_batch, order kept). `min_score` asks the
+        model for boxes down to that score (the request parameter `min_score`; the tracker's second stage wants them)
+        instead of its configured threshold; models without such a threshold ignore it."""
+        parameters = None if min_score is None else {"min_score": str(float(min_score))}  # a string: every server version passes those on
         model_name = model_name or self.model_name
         results: list[Detections] = []
         for start in range(0, len(frames_rgb), self.max_batch):
@@ -48,7 +52,7 @@ class TritonDetector:
                       grpcclient.InferInput("CAMERA_ID", list(cams.shape), "BYTES")]
             inputs[0].set_data_from_numpy(batch)
             inputs[1].set_data_from_numpy(cams)
-            response = self.client.infer(model_name, inputs, client_timeout=self.timeout_s)
+            response = self.client.infer(model_name, inputs, client_timeout=self.timeout_s, parameters=parameters)
             self.served[model_name] = response.get_response().model_version or self.served.get(model_name, "1")
             boxes, scores = response.as_numpy("BOXES"), response.as_numpy("SCORES")
             classes, count = response.as_numpy("CLASSES"), response.as_numpy("COUNT")

@@ -56,7 +56,9 @@ class InferSettings(Settings):
     max_lag_ms: int = Field(15000, ge=0, description="Frames captured longer ago than this are dropped (0 = never).")
     consumer_group: str = "vigil-infer"
     track_high_score: float = 0.5
-    track_low_score: float = 0.1
+    track_low_score: float = Field(0.1, description="The detector is asked for boxes down to this score; between it and "
+                                   "track_high_score they only extend tracks (ByteTrack's second stage).")
+    track_report_score: float = Field(0.3, description="An untracked detection under this score is not published.")
     track_min_hits: int = 2
     track_max_misses: int = 10
     track_idle_ms: int = Field(5_000, ge=100, description="A camera silent this long (wall time) has all its tracks ended.")
@@ -71,6 +73,7 @@ class DetectAndTrack(Handler):
         self.settings, self.detector, self.output, self.dead_letters = settings, detector, output, dead_letters
         self.store = store
         tracker_config = TrackerConfig(high_score=settings.track_high_score, low_score=settings.track_low_score,
+                                       report_score=settings.track_report_score,
                                        min_hits=settings.track_min_hits, max_misses=settings.track_max_misses)
         # Ids are unique across restarts: each session starts from its own block of 10^5 ids.
         id_base = (int(time.time()) % 100_000_000) * 100_000 + 1
@@ -168,7 +171,8 @@ class DetectAndTrack(Handler):
                 results[index] = (model, Detections.empty())
         for (model, _), indices in groups.items():
             began = time.perf_counter()
-            out = self.detector.detect([frames[i][1] for i in indices], [frames[i][0]["camera_id"] for i in indices], model)
+            out = self.detector.detect([frames[i][1] for i in indices], [frames[i][0]["camera_id"] for i in indices], model,
+                                       min_score=self.settings.track_low_score)  # weak boxes for the second stage
             TRITON_CALL.labels(model).observe(time.perf_counter() - began)
             for i, dets in zip(indices, out):
                 results[i] = (model, dets)

@@ -324,7 +324,7 @@ def test_the_bad_video_scenarios_in_process(bad_video):
     scenario raises its kind within its threshold + 10 s of the truth time; the moved camera's held frame (two cars
     stopped) raises no stopped_vehicle, which it does without the figures; the untouched footage raises nothing."""
     from app.inprocess import detector
-    from vigil.tracker import ByteTracker
+    from vigil.tracker import ByteTracker, detect_and_track
 
     model = detector(CAR_DETECTOR)
 
@@ -338,7 +338,7 @@ def test_the_bad_video_scenarios_in_process(bad_video):
                     continue
                 ts, bgr = T0 + int(t * 1000), frame.to_ndarray(format="bgr24")
                 quality = VideoQuality.from_record(meter.measure(bgr, ts)) if with_quality else None
-                tracked = tracker.update(Detections(*model.process(name, np.ascontiguousarray(bgr[:, :, ::-1]))))
+                tracked = detect_and_track(model, tracker, name, np.ascontiguousarray(bgr[:, :, ::-1]))
                 events += engine.observe(DetectionFrame(name, ts, bgr.shape[1], bgr.shape[0], tracked, quality))
         return events
 

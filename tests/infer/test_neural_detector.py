@@ -102,3 +102,18 @@ def test_new_version_is_served_live_and_rolled_back(triton):
     assert finds_car() and detector.served_version(ADAPTED) == "1"
     assert repo.versions(repository, model) == [1, 2], "the newer version stays on disk"
     assert detector.is_served(ADAPTED) and not detector.is_served("yolox_nano__no-such-camera")
+
+
+def test_weak_boxes_on_request_leave_the_confident_ones_unchanged(triton):
+    """Infer asks for boxes down to the tracker's low score (request parameter `min_score`) for ByteTrack's second
+    stage: the boxes at the configured threshold are exactly those of a plain call, and the extra ones are weaker."""
+    detector = TritonDetector(triton.triton_url, "yolox_nano")
+    frame = _frame(VIDEOS / "one-by-one-person-detection.mp4", 861)  # a person at 0.90 and a weak one at 0.11
+    plain = detector.detect([frame], ["room"])[0]
+    weak = detector.detect([frame], ["room"], min_score=0.1)[0]
+    strong = weak.confidence >= plain.confidence.min()
+    assert np.allclose(weak.xyxy[strong], plain.xyxy) and (weak.class_id[strong] == plain.class_id).all()
+    extra = weak.confidence[~strong]
+    assert len(extra) and (extra >= 0.1).all() and (extra < 0.3).all(), weak
+    with pytest.raises(Exception, match="min_score must be within"):
+        detector.detect([frame], ["room"], min_score=2.0)

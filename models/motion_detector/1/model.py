@@ -98,8 +98,9 @@ class MotionDetector:
         return np.clip(out, 0, 255).astype(np.uint8), float(keep.mean())
 
     # ---- one frame -----------------------------------------------------------------------
-    def process(self, cam_id, frame_rgb):
-        """frame_rgb: HxWx3 uint8. Returns (boxes[N,4] float32 xyxy, scores[N], classes[N])."""
+    def process(self, cam_id, frame_rgb, min_score=None):
+        """frame_rgb: HxWx3 uint8. Returns (boxes[N,4] float32 xyxy, scores[N], classes[N]). `min_score` (a tracker
+        asking a neural detector for weaker boxes) does not apply: these scores are shape confidences."""
         p = self.p
         H, W = frame_rgb.shape[:2]
         c = self.cams.get(cam_id)

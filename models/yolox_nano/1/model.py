@@ -186,16 +186,31 @@ class PretrainedDetector:
         h, w = rgb.shape[:2]
         return np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32), scores
 
-    def detect(self, frames_rgb):
+    def detect(self, frames_rgb, min_score=None):
+        """(xyxy, scores, classes) per frame at score >= conf_threshold, or >= `min_score` where given: a tracker asks
+        for weaker boxes (ByteTrack's second stage). NMS only lets a box suppress weaker ones, so the boxes at or above
+        conf_threshold are the same either way."""
+        threshold = self.conf if min_score is None else float(min_score)
         results = []
         for rgb in frames_rgb:
             xyxy, scores = self.candidates(rgb)
-            results.append(select(xyxy, scores, self.conf, self.iou, self.keep_classes, self.max_det))
+            results.append(select(xyxy, scores, threshold, self.iou, self.keep_classes, self.max_det))
         return results
 
-    def process(self, camera_id, rgb):
+    def process(self, camera_id, rgb, min_score=None):
         """The in-process call shape shared with the motion detector: (boxes, scores, classes) of one frame."""
-        return self.detect([rgb])[0]
+        return self.detect([rgb], min_score)[0]
+
+
+def request_min_score(request):
+    """The request parameter `min_score` (a client's tracker asking for weaker boxes), or None."""
+    value = json.loads(request.parameters() or "{}").get("min_score")
+    if value is None:
+        return None
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"min_score must be within [0, 1], got {value}")
+    return value
 
 
 class TritonPythonModel:
@@ -214,7 +229,7 @@ class TritonPythonModel:
         for request in requests:
             try:
                 frames = pb_utils.get_input_tensor_by_name(request, "FRAMES").as_numpy()
-                results = self.model.detect(list(frames))
+                results = self.model.detect(list(frames), request_min_score(request))
                 n = max([len(r[0]) for r in results] + [1])
                 boxes = np.zeros((len(results), n, 4), np.float32)
                 scores = np.zeros((len(results), n), np.float32)
