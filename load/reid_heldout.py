@@ -43,6 +43,9 @@ LEAD_S, TRAILER_S = 8.0, 12.0  # empty room before the segment (detector warm-up
 LINK = {"min_transit_s": -10.0, "max_transit_s": 40.0}
 SEGMENTS = {"first": (0.0, 72.0), "last": (72.0, 138.0)}
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9)
+# Constant quantiser 4 (about 150-600 kbit/s for these views at 10 fps, CCTV-like): at the encoder's default rate
+# (20-50 kbit/s) the small soft views lose a person standing still altogether, a codec test rather than a re-ID one.
+CLIP_QSCALE = 4
 
 
 @dataclass(frozen=True)
@@ -107,9 +110,9 @@ def training_construction(segment: str) -> Construction:
 
 
 def build_clips(construction: Construction, out_dir: Path, source: list | None = None) -> dict[str, Path]:
-    """One H.264 clip per view (cached by name)."""
+    """One MPEG-4 clip per view (cached by name)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {v.camera_id: out_dir / f"{construction.name}-{v.camera_id}.mp4" for v in construction.views}
+    paths = {v.camera_id: out_dir / f"{construction.name}-{v.camera_id}-q{CLIP_QSCALE}.mp4" for v in construction.views}
     if all(p.exists() for p in paths.values()):
         return paths
     source = source if source is not None else _frames(PERSON_VIDEO)
@@ -124,7 +127,7 @@ def build_clips(construction: Construction, out_dir: Path, source: list | None =
             frames.append(view.render(shown))
         frames += [view.render(empty[i % len(empty)]) for i in range(int(TRAILER_S * PERSON_FPS))]
         tmp = paths[view.camera_id].with_suffix(".part.mp4")
-        _write(tmp, frames, PERSON_FPS)
+        _write(tmp, frames, PERSON_FPS, qscale=CLIP_QSCALE)
         tmp.replace(paths[view.camera_id])
     return paths
 
