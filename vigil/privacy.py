@@ -43,27 +43,32 @@ class PrivacyConfig(BaseModel):
 
 
 def plate_regions(vehicle_boxes: np.ndarray, width: int, height: int, depth: float = 0.3, margin: float = 0.1,
-                  edge_px: int = 4) -> list[tuple[int, int, int, int]]:
+                  edge_px: int = 4, square: float = 1.35) -> list[tuple[int, int, int, int]]:
     """Integer xyxy regions at the ends of each vehicle box where its plates can be: a band `depth` of the box's
     length (at least 0.45 of its width) at each end along the long axis, widened by `margin`. A box cut by the frame
-    edge is oriented across that edge, and only its visible end is searched (the other is out of view)."""
+    edge is oriented across that edge, and only its visible end is searched (the other is out of view); a box within
+    `square` of square gets the bands of both axes."""
     regions = []
     for x1, y1, x2, y2 in np.asarray(vehicle_boxes, dtype=np.float64).reshape(-1, 4):
         w, h = x2 - x1, y2 - y1
         top, bottom = y1 <= edge_px, y2 >= height - edge_px
         left, right = x1 <= edge_px, x2 >= width - edge_px
         if (top or bottom) != (left or right):
-            vertical = top or bottom
+            axes = {"vertical" if top or bottom else "horizontal"}
+        elif max(w, h) <= square * max(min(w, h), 1.0):
+            # about square (a car turning, or half out of view but not yet touching the edge): its long axis is a
+            # guess, and a wrong guess leaves the plate unblurred, so both axes' ends are searched
+            axes = {"vertical", "horizontal"}
         else:
-            vertical = h >= w
+            axes = {"vertical" if h >= w else "horizontal"}
         bands = []
-        if vertical:
+        if "vertical" in axes:
             pad, reach = w * margin, max(h * depth, 0.45 * w)
             if not top:
                 bands.append((x1 - pad, y1 - pad, x2 + pad, y1 + reach))
             if not bottom:
                 bands.append((x1 - pad, y2 - reach, x2 + pad, y2 + pad))
-        else:
+        if "horizontal" in axes:
             pad, reach = h * margin, max(w * depth, 0.45 * h)
             if not left:
                 bands.append((x1 - pad, y1 - pad, x1 + reach, y2 + pad))

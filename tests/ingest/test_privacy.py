@@ -81,6 +81,11 @@ def test_plate_regions_are_the_ends_of_the_vehicle():
     # a car crossing the view: bands at its left and right ends
     left, right = plate_regions(np.array([[100, 200, 400, 300]]), 768, 432)
     assert left[2] < 250 < right[0] and left[1] < 200 and left[3] > 300
+    # about square, its long axis a guess (the red car leaving at the top, box 8 px below the edge): both axes'
+    # ends are searched, and the rear plate (car-park frame 230, hand-labelled) lies inside one of the bands
+    regions = plate_regions(np.array([[325, 8, 426, 91]]), 768, 432)
+    assert len(regions) == 4
+    assert any(x1 <= 367 and y1 <= 61 and x2 >= 390 and y2 >= 72 for x1, y1, x2, y2 in regions), regions
 
 
 def test_blur_changes_only_the_padded_boxes():
