@@ -40,7 +40,6 @@ def footage(seconds: float = 30.0, fps: float = 5.0, video: Path = CAR_VIDEO, qu
     import cv2
 
     from app.inprocess import motion_detector
-    from vigil.detections import Detections
     from vigil.tracker import ByteTracker, detect_and_track
 
     detector, tracker = motion_detector(), ByteTracker()

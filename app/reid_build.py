@@ -17,7 +17,6 @@ import numpy as np
 from app import reid_scenario
 from app.inprocess import motion_detector
 from services.reid import train
-from vigil.detections import Detections
 from vigil.reid_embedding import crop_boxes
 from vigil.sampling import Sampler
 from vigil.tracker import ByteTracker, detect_and_track

@@ -78,7 +78,7 @@ def _frames(path: Path):
 
 
 def _write(path: Path, frames, fps: float, qscale: int | None = None) -> None:
-    """MPEG-4 Part 2. `qscale` None: the encoder's default rate control (about 20-50 kbit/s on these clips, a hard
+    """MPEG-4 Part 2. `qscale` None: the encoder's default rate control (about 20-70 kbit/s on these clips, a hard
     compression; every scenario clip and the figures measured on them use it). A number (2-31): a constant quantiser,
     2 being near-lossless. (These clips long passed {"qscale": "2"} as an option, which libavcodec ignores: qscale is an
     ffmpeg command-line shorthand for the `qscale` flag plus global_quality.)"""

@@ -52,7 +52,6 @@ def scenario_tracks(detector_name: str, fps: float = 5.0, embed_every: int = 2, 
     from app import reid_scenario
     from app.inprocess import detector as load_detector
     from vigil.config import Settings
-    from vigil.detections import Detections
     from vigil.reid_embedding import crop_boxes
     from vigil.sampling import Sampler
     from vigil.tracker import ByteTracker, detect_and_track

@@ -32,7 +32,6 @@ from app.reid_scenario import MIN_PERSON_HEIGHT, VISITS, View
 from app.scenarios import PERSON_FPS, PERSON_VIDEO, _frames, _write
 from jobs.reid.matching import IdentityState, MatchConfig, Summary, match
 from services.reid.summaries import TrackSummaries
-from vigil.detections import Detections
 from vigil.reid_embedding import robust_mean
 from vigil.sampling import Sampler
 from vigil.topology import Topology

@@ -19,7 +19,7 @@ from app.inprocess import detector as inprocess_detector  # noqa: E402
 from app.scenarios import build, build_aid, build_bad_video  # noqa: E402
 from jobs.anomaly.rules import RuleEngine  # noqa: E402
 from services.ingest.quality import QualityMeter  # noqa: E402
-from vigil.detections import DetectionFrame, Detections, VideoQuality  # noqa: E402
+from vigil.detections import DetectionFrame, VideoQuality  # noqa: E402
 from vigil.sampling import Sampler  # noqa: E402
 from vigil.tracker import ByteTracker, detect_and_track  # noqa: E402
 

@@ -42,7 +42,8 @@ class TritonDetector:
         """Frames of one size; any count (split into batches of at most max_batch, order kept). `min_score` asks the
         model for boxes down to that score (the request parameter `min_score`; the tracker's second stage wants them)
         instead of its configured threshold; models without such a threshold ignore it."""
-        parameters = None if min_score is None else {"min_score": str(float(min_score))}  # a string: every server version passes those on
+        # sent as a string: every server version passes string parameters on to the python backend
+        parameters = None if min_score is None else {"min_score": str(float(min_score))}
         model_name = model_name or self.model_name
         results: list[Detections] = []
         for start in range(0, len(frames_rgb), self.max_batch):
