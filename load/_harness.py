@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vigil.config import REPO_ROOT, Settings
 from app.stack import manager
-from app.stack.process import free_port, tree_rss_mb
+from app.stack.process import free_port, tree_cpu_s, tree_rss_mb
 
 VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
 FOOTAGE = [VIDEOS / "car-detection.mp4", VIDEOS / "one-by-one-person-detection.mp4"]
@@ -44,13 +44,14 @@ def stack(settings: Settings):
 
 
 class Services:
-    """ingest / infer / sink subprocesses with stats files and RSS sampling."""
+    """ingest / infer / sink subprocesses with stats files, RSS and CPU-time sampling."""
 
     def __init__(self, settings: Settings, env: dict):
         self.settings, self.env = settings, env
         self.procs: dict[str, subprocess.Popen] = {}
         self.stats = {}
         self.rss: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}  # name → [first, last] CPU seconds sampled
 
     def start(self, name: str, *args: str, key: str | None = None) -> None:
         """Start `services.<name>`; `key` names a second instance of one service (e.g. a second ingest)."""
@@ -68,13 +69,21 @@ class Services:
             return {}
 
     def sample_rss(self) -> None:
+        """Sample the memory and the CPU time of every service and stack part (call it every second or so)."""
         for name, proc in self.procs.items():
             if proc.poll() is None:
                 self.rss.setdefault(name, []).append(tree_rss_mb(proc.pid))
+                self._cpu(name, tree_cpu_s(proc.pid))
         for part in manager.components(self.settings):
             value = part.process.rss_mb()
             if value:
                 self.rss.setdefault(part.name, []).append(value)
+                self._cpu(part.name, part.process.cpu_s())
+
+    def _cpu(self, name: str, seconds: float | None) -> None:
+        if seconds is not None:
+            seen = self.cpu.setdefault(name, [seconds, seconds])
+            seen[1] = max(seen[1], seconds)
 
     def stop(self, name: str, timeout: float = 30) -> None:
         proc = self.procs.get(name)
@@ -92,6 +101,11 @@ class Services:
 
     def rss_summary(self) -> dict:
         return {name: {"max_mb": round(max(v), 1), "mean_mb": round(sum(v) / len(v), 1)} for name, v in self.rss.items() if v}
+
+    def cpu_summary(self) -> dict:
+        """CPU seconds each service and stack part used between its first and last sample, busiest first."""
+        used = {name: round(last - first, 1) for name, (first, last) in self.cpu.items()}
+        return dict(sorted(used.items(), key=lambda item: -item[1]))
 
 
 def percentiles(values, qs=(50, 95, 99)) -> dict:

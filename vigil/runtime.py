@@ -154,12 +154,17 @@ class StreamService:
     """Consume `inputs`, decode against the topic registry, hand batches to `handler`, flush `outputs`, commit.
 
     `flush_rows`/`flush_every_ms` = 0 flush after every batch (lowest latency: infer); otherwise outputs are flushed
-    when that many records are pending or that much time passed (bigger inserts: the sink)."""
+    when that many records are pending or that much time passed (bigger inserts: the sink).
+
+    `greedy_batches`: hand over what has arrived as soon as one message is there (up to `batch_size`) instead of
+    waiting up to `poll_timeout_s` for a full batch. A lightly loaded service then adds no batching delay, and under
+    load the batches still fill by themselves, with the messages that queued while the last batch was handled."""
 
     def __init__(self, settings: Settings, name: str, inputs: list[Topic], handler: Handler, outputs: list,
                  dead_letters: DeadLetters, group_id: str, batch_size: int = 100, poll_timeout_s: float = 0.1,
                  flush_rows: int = 0, flush_every_ms: int = 0, codec: AvroCodec | None = None,
-                 consumer_overrides: dict | None = None):
+                 consumer_overrides: dict | None = None, greedy_batches: bool = False):
+        self.greedy_batches = greedy_batches
         self.settings, self.name, self.inputs, self.handler = settings, name, inputs, handler
         self.outputs, self.dead_letters, self.group_id = outputs, dead_letters, group_id
         self.batch_size, self.poll_timeout_s = batch_size, poll_timeout_s
@@ -229,13 +234,21 @@ class StreamService:
         if offsets:
             consumer.commit(offsets=offsets, asynchronous=False)
 
+    def _next_messages(self, consumer) -> list:
+        if not self.greedy_batches:
+            return consumer.consume(self.batch_size, self.poll_timeout_s)
+        messages = consumer.consume(1, self.poll_timeout_s)
+        if messages and self.batch_size > 1:
+            messages += consumer.consume(self.batch_size - 1, 0)  # only what is already fetched: no waiting
+        return messages
+
     def run(self, stop: threading.Event, stats_file: Path | None = None) -> None:
         consumer = make_consumer(self.settings, self.group_id, list(self.by_deployed_name), **self.consumer_overrides)
         uncommitted, last_log = False, time.monotonic()
         self._last_flush = time.monotonic()
         try:
             while not stop.is_set():
-                messages = consumer.consume(self.batch_size, self.poll_timeout_s)
+                messages = self._next_messages(consumer)
                 batch = []
                 now_ms = time.time_ns() // 1_000_000
                 for message in messages:

@@ -110,6 +110,11 @@ class ManagedProcess:
         pid = self.pid()
         return None if pid is None else tree_rss_mb(pid)
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds the process and its children have used so far."""
+        pid = self.pid()
+        return None if pid is None else tree_cpu_s(pid)
+
 
 def tree_rss_mb(pid: int) -> float:
     total = 0
@@ -121,6 +126,19 @@ def tree_rss_mb(pid: int) -> float:
         except FileNotFoundError:
             pass
     return total / 1024
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process and its live children have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for child in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, IndexError, ValueError):
+            pass
+    return total / ticks
 
 
 def _descendants(pid: int) -> list[int]:

@@ -52,7 +52,8 @@ class InferSettings(Settings):
     motion_gate_threshold: float = Field(0.002, ge=0, le=1, description="Share of changed pixels that counts as motion.")
     motion_gate_max_skip_s: float = Field(2.0, gt=0, description="A frame is detected at least this often per camera.")
     max_batch: int = Field(8, ge=1, le=64, description="Most frames per Triton request.")
-    max_wait_ms: int = Field(50, ge=1, description="Longest wait to fill a micro-batch.")
+    max_wait_ms: int = Field(50, ge=1, description="Longest wait for a frame when none is there. A batch is what has "
+                             "arrived (up to max_batch): infer never waits to fill one.")
     max_lag_ms: int = Field(15000, ge=0, description="Frames captured longer ago than this are dropped (0 = never).")
     consumer_group: str = "vigil-infer"
     track_high_score: float = 0.5
@@ -212,7 +213,8 @@ class InferService(StreamService):
         self.detect_and_track = DetectAndTrack(settings, detector, self.kafka, dead_letters, store)
         super().__init__(settings, "infer", [FRAMES], self.detect_and_track, [self.kafka], dead_letters,
                          settings.consumer_group, batch_size=settings.max_batch, poll_timeout_s=settings.max_wait_ms / 1000,
-                         codec=self.kafka.codec, consumer_overrides={"max.poll.interval.ms": 300000, "fetch.wait.max.ms": 10})
+                         codec=self.kafka.codec, consumer_overrides={"max.poll.interval.ms": 300000, "fetch.wait.max.ms": 10},
+                         greedy_batches=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,8 +39,9 @@ class CameraCounters:
 
 
 class CameraWorker:
-    def __init__(self, camera: Camera, settings: IngestSettings, publish_frame, publish_status):
+    def __init__(self, camera: Camera, settings: IngestSettings, publish_frame, publish_status, wait_for_room=None):
         self.camera = camera
+        self.wait_for_room = wait_for_room  # fast replays: (stop) -> bool, back-pressure (services/ingest/backlog.py)
         self.settings = settings
         self.publish_frame = publish_frame  # (camera, sequence, capture_ts_ms, bgr ndarray, quality dict) -> None
         self.publish_status = publish_status  # (camera_id, counters, actual_fps) -> None
@@ -170,6 +171,8 @@ class CameraWorker:
                     delay = wall_start + t / self.camera.speed - time.monotonic()
                     if delay > 0 and stop.wait(delay):
                         return None
+                elif self.camera.is_file and self.wait_for_room and not self.wait_for_room(stop):
+                    return None
                 capture_ms = now_ms() if self.camera.clock == "wall" else self.anchor_ms + int(t * 1000)
                 bgr = frame.to_ndarray(format="bgr24")
                 self.publish_frame(self.camera, self.sequence, capture_ms, bgr, self._quality(bgr, capture_ms))

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from services.ingest.backlog import Backlog
 from services.ingest.camera import CameraCounters, CameraWorker, encode_jpeg, now_ms
 from services.ingest.privacy import Blurrer
 from services.ingest.settings import IngestSettings
@@ -59,7 +60,11 @@ class Cameras(Source):
 
     def __init__(self, cameras: list[Camera], settings: IngestSettings, publisher: Publisher):
         self.settings, self.publisher = settings, publisher
-        self.workers = [CameraWorker(c, settings, publisher.frame, publisher.status) for c in cameras]
+        fast = [c for c in cameras if c.is_file and c.pace == "fast"]
+        self.backlog = Backlog(settings, settings.fast_pace_max_backlog, settings.fast_pace_group) \
+            if fast and settings.fast_pace_max_backlog else None
+        wait = self.backlog.wait_for_room if self.backlog else None
+        self.workers = [CameraWorker(c, settings, publisher.frame, publisher.status, wait) for c in cameras]
         self.threads: list[threading.Thread] = []
         self.next_cleanup = time.monotonic() + 60
         self.own_retention = own_retention(cameras, settings)
@@ -87,6 +92,8 @@ class Cameras(Source):
     def close(self) -> None:
         for thread in self.threads:
             thread.join(timeout=15)
+        if self.backlog:
+            self.backlog.close()
 
     def stats(self) -> dict:
         return {w.camera.id: {"state": w.counters.state, "frames_published": w.counters.frames_published,

@@ -15,6 +15,10 @@ class IngestSettings(Settings):
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the exponential reconnect back-off.")
     open_timeout_s: float = Field(5.0, gt=0, description="Network streams: give up opening after this long.")
     read_timeout_s: float = Field(10.0, gt=0, description="Network streams: a read stalled this long is a disconnect.")
+    fast_pace_max_backlog: int = Field(0, ge=0, description="Files at pace=fast publish a frame only while fewer "
+                                       "frames than this wait for fast_pace_group (back-pressure for backfills: "
+                                       "nothing is dropped as stale); 0 = off, as fast as they decode.")
+    fast_pace_group: str = Field("vigil-infer", description="The consumer group whose backlog fast replays wait on.")
     # Privacy (cameras with `privacy: {blur: [...]}` in the camera file; services/ingest/privacy.py)
     privacy_face_model: str = Field("privacy_face", description="Triton model that finds the faces to blur.")
     privacy_plate_model: str = Field("privacy_plate", description="Triton model that finds licence plates in the "

@@ -121,3 +121,55 @@ def test_offsets_move_only_after_every_output_flushed(pipeline_settings):
     assert any("expected a FrameRef message on frames.v1, got CameraStatus" in r for r in reasons)
     assert any("not an Avro message" in r for r in reasons)
     assert CAMERA_STATUS.deployed(settings) not in {letter["source_topic"] for letter in letters}
+
+
+class Batches(Forward):
+    def __init__(self, output):
+        super().__init__(output)
+        self.sizes = []
+
+    def handle(self, batch, stop):
+        self.sizes.append(len(batch))
+        return super().handle(batch, stop)
+
+
+@pytest.mark.slow
+def test_greedy_batches_hand_over_what_arrived_without_waiting_to_fill_a_batch(pipeline_settings):
+    """infer's consumption: one frame is detected as soon as it is there, not once a batch of 8 filled or the poll
+    timed out (the wait that was half the 2-camera latency); a backlog is still taken in full batches."""
+    settings = pipeline_settings
+    ensure_topics(settings)
+    codec, producer = AvroCodec(), make_producer(settings)
+
+    def send(first, count):
+        for i in range(first, first + count):
+            producer.produce(FRAMES.deployed(settings), key=b"cam", value=codec.encode("FrameRef", frame(i)))
+        producer.flush(10)
+
+    kafka, output = KafkaOutput(settings), Collected()
+    handler = Batches(output)
+    # a poll timeout far longer than the test waits: without greedy batches the lone record would sit in it
+    service = StreamService(settings, "greedy-test", [FRAMES], handler, [output, kafka],
+                            DeadLetters(kafka, "greedy-test", settings), f"greedy-{uuid.uuid4().hex[:6]}",
+                            batch_size=8, poll_timeout_s=120, greedy_batches=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    thread.start()
+
+    def wait_for(seen):
+        deadline = time.monotonic() + 60
+        while handler.seen < seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return handler.seen
+
+    send(0, 1)
+    assert wait_for(1) == 1, "a lone record was held back to fill a batch"
+    assert handler.sizes == [1]
+    send(1, 20)
+    assert wait_for(21) == 21
+    assert max(handler.sizes) <= 8 and max(handler.sizes[1:]) > 1, handler.sizes  # the backlog came in batches
+    stop.set()
+    send(21, 1)  # wakes the consumer's wait so the loop sees stop
+    thread.join(60)
+    assert not thread.is_alive()
+    assert sorted(output.kept, key=lambda f: int(f.split(":")[1]))[:21] == [f"cam:{i}" for i in range(21)]
