@@ -2,7 +2,7 @@
 Kafka → ClickHouse, on a private embedded stack. Reports sustained frames/s, per-hop latency percentiles, drops and
 the RSS of every service and stack part; then runs the same decode + detect + track code in one process, without
 Kafka or Triton, and reports the ratio pipeline/raw. `--pace fast` (capacity mode) replays as fast as the pipeline
-takes the frames: ingest holds each camera back while two batches of frames wait for infer (back-pressure,
+takes the frames: ingest holds each camera back while eight batches of frames wait for infer (back-pressure,
 `VIGIL_FAST_PACE_MAX_BACKLOG`), so nothing is dropped and the sustained rate is the pipeline's own.
 
     .venv/bin/python load/bench_realtime.py --cameras 2 --seconds 60 --out load/results/realtime-2.json
@@ -40,7 +40,7 @@ def run_pipeline(cameras: int, seconds: float, fps: float, pace: str, detector: 
     cameras_file.write_text(yaml.safe_dump(config))
     with stack(settings):
         # capacity mode: the replays wait on infer's backlog (back-pressure) instead of outrunning it into stale drops
-        capacity = {"fast_pace_max_backlog": str(2 * 8), "max_lag_ms": "0"} if pace == "fast" else {}
+        capacity = {"fast_pace_max_backlog": str(8 * 8), "max_lag_ms": "0"} if pace == "fast" else {}
         services = Services(settings, env_for(settings, detector_model=detector, motion_gate=str(gate).lower(), **capacity))
         try:
             services.start("sink")

@@ -117,3 +117,18 @@ def test_weak_boxes_on_request_leave_the_confident_ones_unchanged(triton):
     assert len(extra) and (extra >= 0.1).all() and (extra < 0.3).all(), weak
     with pytest.raises(Exception, match="min_score must be within"):
         detector.detect([frame], ["room"], min_score=2.0)
+
+
+def test_a_batch_detected_two_frames_at_a_time_keeps_every_frame_in_order(triton):
+    """yolox_nano runs the frames of a request on two threads (parallel_frames): each frame of a batch gets exactly
+    the detections it gets alone, in the batch's order, and a bad request still fails the whole call."""
+    detector = TritonDetector(triton.triton_url, "yolox_nano")
+    frames = [_frame(VIDEOS / "one-by-one-person-detection.mp4", i) for i in (440, 861, 300)] + [_frame(CAR_VIDEO, 330)] * 2
+    alone = [detector.detect([f], ["cam"], min_score=0.1)[0] for f in frames]
+    together = detector.detect(frames, ["cam"] * len(frames), min_score=0.1)
+    assert [len(d) for d in together] == [len(d) for d in alone]
+    for one, many in zip(alone, together):
+        assert np.allclose(one.xyxy, many.xyxy, atol=1e-3) and (one.class_id == many.class_id).all()
+    assert not (len(together[0]) == len(together[3]) and np.allclose(together[0].xyxy, together[3].xyxy))
+    with pytest.raises(Exception, match="min_score must be within"):
+        detector.detect(frames, ["cam"] * len(frames), min_score=2.0)

@@ -19,6 +19,7 @@ python-backend instance (on CPU). No onnxruntime session is created then; the te
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -140,7 +141,7 @@ def onnx_tensor_names(path):
 
 class PretrainedDetector:
     DEFAULTS = {"family": "yolox", "conf_threshold": 0.3, "iou_threshold": 0.45, "max_det": 100,  # noqa: RUF012
-                "threads": 1, "classes": "0,1,2,3,5,7", "raw_model": ""}
+                "threads": 1, "classes": "0,1,2,3,5,7", "raw_model": "", "parallel_frames": 1}
 
     def __init__(self, path, **params):
         p = {**self.DEFAULTS, **params}
@@ -158,6 +159,10 @@ class PretrainedDetector:
             self.session = load_session(path, int(p["threads"]))
             self.input_name = self.session.get_inputs()[0].name
         self.grid = yolox_grid()
+        # frames of one request detected side by side (one onnxruntime session is safe to run from several threads,
+        # and each run releases the GIL): 2 = a batch uses both cores of a 2-core box without intra-op threads
+        self.parallel = max(1, int(p["parallel_frames"]))
+        self._pool = None
 
     def raw(self, tensor):
         if self.raw_model:
@@ -191,11 +196,16 @@ class PretrainedDetector:
         for weaker boxes (ByteTrack's second stage). NMS only lets a box suppress weaker ones, so the boxes at or above
         conf_threshold are the same either way."""
         threshold = self.conf if min_score is None else float(min_score)
-        results = []
-        for rgb in frames_rgb:
+
+        def one(rgb):
             xyxy, scores = self.candidates(rgb)
-            results.append(select(xyxy, scores, threshold, self.iou, self.keep_classes, self.max_det))
-        return results
+            return select(xyxy, scores, threshold, self.iou, self.keep_classes, self.max_det)
+
+        if self.parallel > 1 and len(frames_rgb) > 1 and self.session is not None:  # BLS calls stay sequential
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="detect")
+            return list(self._pool.map(one, frames_rgb))  # in order
+        return [one(rgb) for rgb in frames_rgb]
 
     def process(self, camera_id, rgb, min_score=None):
         """The in-process call shape shared with the motion detector: (boxes, scores, classes) of one frame."""
