@@ -41,7 +41,8 @@ def run_pipeline(cameras: int, seconds: float, fps: float, pace: str, detector: 
     with stack(settings):
         # capacity mode: the replays wait on infer's backlog (back-pressure) instead of outrunning it into stale drops
         capacity = {"fast_pace_max_backlog": str(8 * 8), "max_lag_ms": "0"} if pace == "fast" else {}
-        services = Services(settings, env_for(settings, detector_model=detector, motion_gate=str(gate).lower(), **capacity))
+        services = Services(settings, env_for(settings, detector_model=detector, motion_gate=str(gate).lower(),
+                                              **capacity))
         try:
             services.start("sink")
             services.start("infer")
@@ -83,6 +84,7 @@ def run_pipeline(cameras: int, seconds: float, fps: float, pace: str, detector: 
         finally:
             services.stop_all()
     offered = cameras * fps if pace == "native" else None
+    cpu = services.cpu_summary()
     sustained = window / (0.8 * seconds)
     dropped = sum(infer.get("dropped", {}).values())
     return {
@@ -92,7 +94,7 @@ def run_pipeline(cameras: int, seconds: float, fps: float, pace: str, detector: 
         "offered_frames_per_s": offered, "frames_published": published, "frames_stored": stored,
         "frames_dropped_stale": dropped, "dead_letters": infer.get("dead_letters", 0),
         "sustained_frames_per_s": round(sustained, 2), "latency_ms": latency, "rss_mb": services.rss_summary(),
-        "cpu_seconds": services.cpu_summary(), "frames_per_cpu_second": round(stored / max(1e-9, sum(services.cpu_summary().values())), 2),
+        "cpu_seconds": cpu, "frames_per_cpu_second": round(stored / max(1e-9, sum(cpu.values())), 2),
         "keeps_up": bool(offered and dropped == 0 and sustained >= 0.95 * offered
                          and (latency.get("capture_to_detections_ms", {}).get("p95") or 1e9) < 2000),
         "drain_seconds": round(time.time() - ingest_end, 1),
