@@ -20,12 +20,12 @@ from load._results import save  # noqa: E402
 import av  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
+from app.inprocess import load_model_module  # noqa: E402
 from load._harness import FOOTAGE, machine  # noqa: E402
 from vigil.config import REPO_ROOT  # noqa: E402
 
 MODEL = REPO_ROOT / "models" / "yolox_nano"
-sys.path.insert(0, str(MODEL / "1"))
-from model import letterbox  # noqa: E402  - the model's own pre-processing
+letterbox = load_model_module("yolox_nano").letterbox  # the model's own pre-processing
 
 
 def frames(count: int) -> list:

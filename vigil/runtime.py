@@ -164,10 +164,9 @@ class StreamService:
                  dead_letters: DeadLetters, group_id: str, batch_size: int = 100, poll_timeout_s: float = 0.1,
                  flush_rows: int = 0, flush_every_ms: int = 0, codec: AvroCodec | None = None,
                  consumer_overrides: dict | None = None, greedy_batches: bool = False):
-        self.greedy_batches = greedy_batches
         self.settings, self.name, self.inputs, self.handler = settings, name, inputs, handler
         self.outputs, self.dead_letters, self.group_id = outputs, dead_letters, group_id
-        self.batch_size, self.poll_timeout_s = batch_size, poll_timeout_s
+        self.batch_size, self.poll_timeout_s, self.greedy_batches = batch_size, poll_timeout_s, greedy_batches
         self.flush_rows, self.flush_every_ms = flush_rows, flush_every_ms
         self.codec = codec or AvroCodec(settings.schema_registry_url)
         self.consumer_overrides = consumer_overrides or {}

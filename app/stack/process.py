@@ -133,11 +133,9 @@ def tree_cpu_s(pid: int) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for child in [pid, *_descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat_fields(child)
+        if fields:
             total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (FileNotFoundError, IndexError, ValueError):
-            pass
     return total / ticks
 
 
@@ -152,18 +150,25 @@ def _descendants(pid: int) -> list[int]:
     return children + [d for c in children for d in _descendants(c)]
 
 
-def _start_time(pid: int) -> int | None:
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None when the process is gone."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (FileNotFoundError, IndexError, ValueError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
         return None
 
 
 def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] == "Z"
 
 
 def _reap(pid: int) -> None:

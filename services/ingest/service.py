@@ -60,7 +60,7 @@ class Cameras(Source):
 
     def __init__(self, cameras: list[Camera], settings: IngestSettings, publisher: Publisher):
         self.settings, self.publisher = settings, publisher
-        fast = [c for c in cameras if c.is_file and c.pace == "fast"]
+        fast = any(c.is_file and c.pace == "fast" for c in cameras)
         self.backlog = Backlog(settings, settings.fast_pace_max_backlog, settings.fast_pace_group) \
             if fast and settings.fast_pace_max_backlog else None
         wait = self.backlog.wait_for_room if self.backlog else None
